@@ -1,0 +1,1 @@
+"""synthguard.api: the command line (and, later, the HTTP service)."""

@@ -1,0 +1,1 @@
+"""synthguard.detector: judges media (decoding and validation, models, training, inference)."""

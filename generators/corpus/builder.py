@@ -1,0 +1,298 @@
+"""Build (or extend) a labeled corpus: real crops plus generator output, one encoding for all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from detector.config import check_choice, check_preset, from_dict, to_dict
+from generators.base import Generator, Samples
+from generators.checkpoint import load_generator, read_checkpoint_meta, save_generator
+from generators.corpus.audit import encoding_audit
+from generators.corpus.encoding import EncodingConfig, choose_encoding, encode_image
+from generators.corpus.manifest import ManifestRow, read_manifest, write_manifest
+from generators.corpus.splits import check_fractions, draw_splits, split_items
+from generators.registry import create, family, names
+from generators.sources import DEFAULT_SCALES, RealSource, open_source
+
+CORPUS_JSON = "corpus.json"
+MODALITIES = ("image",)
+CHUNK = 256  # items generated, encoded and written per step
+
+# on_progress(stage, done, total, metrics): stages are "real", "fit:<name>", "generate:<name>".
+ProgressFn = Callable[[str, int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    modality: str = "image"
+    real: str = "starter"  # "starter" or a folder of real images
+    generators: tuple[str, ...] = ("gan_tconv", "ae_bilinear", "ddpm")
+    per_generator: int = 700
+    n_real: int | None = None  # default: as many real items as synthetic ones
+    preset: str = "default"
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("modality", self.modality, MODALITIES)
+        check_preset(self.preset)
+        check_fractions(self.splits)
+        if not self.generators:
+            raise ValueError("a corpus needs at least one generator")
+        valid = names()
+        for name in self.generators:
+            check_choice("generator", name, valid)
+        if len(set(self.generators)) != len(self.generators):
+            raise ValueError(f"generator listed twice: {list(self.generators)}")
+        if self.per_generator < 1:
+            raise ValueError(f"per_generator must be at least 1, got {self.per_generator}")
+
+    @property
+    def real_count(self) -> int:
+        return self.n_real if self.n_real is not None else self.per_generator * len(self.generators)
+
+    # These must match for a new build to extend an existing corpus.
+    def fixed(self) -> dict[str, Any]:
+        d = to_dict(self)
+        return {k: d[k] for k in ("modality", "real", "scales", "splits", "encoding", "seed")}
+
+
+@dataclass
+class BuildReport:
+    out_dir: Path
+    added: dict[str, int]  # items written by this run, per generator ("real" for real)
+    skipped: list[str]  # generators already in the corpus
+    fit_seconds: dict[str, float]
+    generate_seconds: dict[str, float]
+    counts: dict[str, dict[str, int]]  # label -> split -> items, whole corpus
+    audit: dict[str, Any]
+    real_skipped: dict[str, int]  # real-source files skipped, by reason
+
+
+def build_corpus(
+    config: CorpusConfig,
+    out_dir: str | Path,
+    *,
+    on_progress: ProgressFn | None = None,
+    source: RealSource | None = None,
+) -> BuildReport:
+    """Write real and synthetic items plus ``manifest.jsonl`` and ``corpus.json`` to ``out_dir``.
+
+    Re-running on an existing corpus adds only the generators it lacks (and resumes
+    an interrupted build): generators already in the manifest are kept as they are.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = on_progress or (lambda *_a: None)
+    meta = _load_or_init_meta(out, config)
+    source = source or open_source(config.real)
+    split_of = _photo_splits(meta, source, config)
+    _write_json(out / CORPUS_JSON, meta)  # the splits are fixed from the first run on
+    rows = read_manifest(out)
+    present = {r.generator_name for r in rows if r.label == "synthetic"}
+    report = BuildReport(
+        out_dir=out, added={}, skipped=sorted(present & set(config.generators)),
+        fit_seconds={}, generate_seconds={}, counts={}, audit={},
+        real_skipped=source.skipped_summary(),
+    )
+    size = config.encoding.size
+
+    if not any(r.label == "real" for r in rows):
+        new = _write_real(out, config, source, split_of, progress)
+        rows += new
+        report.added["real"] = len(new)
+        write_manifest(out, rows)
+
+    train_source = source.subset([pid for pid, s in split_of.items() if s == "train"])
+    for name in config.generators:
+        if name in present:
+            continue
+        gen, fit_s = _fitted_generator(out, name, config, train_source, progress)
+        report.fit_seconds[name] = fit_s
+        t0 = time.perf_counter()
+        new = _write_synthetic(out, config, gen, source, split_of, progress)
+        report.generate_seconds[name] = round(time.perf_counter() - t0, 2)
+        rows += new
+        report.added[name] = len(new)
+        write_manifest(out, rows)  # one generator at a time: a crash loses at most this one
+
+    for r in rows:
+        report.counts.setdefault(r.label, Counter())[r.split] += 1  # type: ignore[index]
+    report.counts = {k: dict(v) for k, v in report.counts.items()}
+    report.audit = encoding_audit(rows)
+    meta["generators"] = sorted({r.generator_name for r in rows if r.generator_name})
+    meta["counts"] = report.counts
+    meta["audit"] = report.audit
+    meta["size"] = size
+    _write_json(out / CORPUS_JSON, meta)
+    return report
+
+
+def _load_or_init_meta(out: Path, config: CorpusConfig) -> dict[str, Any]:
+    path = out / CORPUS_JSON
+    if not path.exists():
+        if (out / "manifest.jsonl").exists():
+            raise ValueError(f"{out} has a manifest but no {CORPUS_JSON}: not a synthguard corpus")
+        return {"format": 1, "config": config.fixed(), "photo_splits": None}
+    meta: dict[str, Any] = json.loads(path.read_text())
+    old, new = meta["config"], config.fixed()
+    diff = sorted(k for k in new if old.get(k) != new[k])
+    if diff:
+        detail = "; ".join(f"{k}: corpus has {old.get(k)!r}, asked {new[k]!r}" for k in diff)
+        raise ValueError(f"cannot extend {out}: settings differ ({detail})")
+    return meta
+
+
+def _photo_splits(meta: dict[str, Any], source: RealSource, config: CorpusConfig) -> dict[str, str]:
+    """Splits are fixed when the corpus is first built; later photos are not used."""
+    if meta.get("photo_splits") is None:
+        if not len(source):
+            raise ValueError(f"real source {config.real!r} has no usable images")
+        meta["photo_splits"] = split_items(
+            [it.id for it in source.items], config.splits, seed=config.seed
+        )
+    stored: dict[str, str] = meta["photo_splits"]
+    return {it.id: stored[it.id] for it in source.items if it.id in stored}
+
+
+def _write_item(
+    out: Path, rel_dir: str, item_id: str, pixels: Any, config: CorpusConfig
+) -> tuple[str, dict[str, Any]]:
+    enc = choose_encoding(config.encoding, corpus_seed=config.seed, item_id=item_id)
+    data = encode_image(pixels, enc)
+    rel = f"{rel_dir}/{item_id}{enc.extension}"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_bytes(data)
+    h, w = pixels.shape[:2]
+    return rel, {
+        "format": enc.format, "width": w, "height": h, "encoding": enc.to_dict(),
+        "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _write_real(
+    out: Path,
+    config: CorpusConfig,
+    source: RealSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    n = config.real_count
+    usable = source.subset(list(split_of))
+    rows = []
+    crops = usable.crops(n, size=config.encoding.size, seed=config.seed, scales=config.scales)
+    for i, crop in enumerate(crops):
+        item_id = f"real-{i:06d}"
+        split = split_of[crop.parent]
+        rel, facts = _write_item(out, f"real/{split}", item_id, crop.image, config)
+        rows.append(ManifestRow(
+            id=item_id, path=rel, label="real", modality=config.modality, split=split,
+            generator_family=None, generator_name=None, config_hash=None, seed=config.seed,
+            index=i, source_item=crop.parent, **facts,
+        ))
+        if i % 64 == 0 or i == n - 1:
+            progress("real", i + 1, n, {})
+    return rows
+
+
+def _fitted_generator(
+    out: Path, name: str, config: CorpusConfig, train_source: RealSource, progress: ProgressFn
+) -> tuple[Generator, float]:
+    """Reuse the corpus's checkpoint for ``name`` when its config matches; otherwise train."""
+    gen = create(name, preset=config.preset, image_size=config.encoding.size)
+    ckpt = out / "generators" / name
+    if (ckpt / "model.safetensors").exists():
+        meta = read_checkpoint_meta(ckpt)
+        if meta.get("config_hash") == gen.config_hash:
+            loaded = load_generator(ckpt)
+            fit = loaded.fit_report
+            return loaded, fit.seconds if fit else 0.0
+    if not len(train_source):
+        raise ValueError("the training split has no real images to fit generators on")
+    report = gen.fit(train_source, on_step=lambda s, t, m: progress(f"fit:{name}", s, t, m))
+    save_generator(gen, ckpt, real_source=config.real, trained_on_split="train")
+    return gen, report.seconds
+
+
+def _write_synthetic(
+    out: Path,
+    config: CorpusConfig,
+    gen: Generator,
+    source: RealSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    n = config.per_generator
+    # Per-generator seeds: a corpus extended later gets the same items it would have had.
+    base_seed = int(hashlib.sha256(f"{config.seed}:{gen.name}".encode()).hexdigest()[:8], 16)
+    unconditional_splits = draw_splits(n, config.splits, seed=base_seed)
+    usable = source.subset(list(split_of))
+    rows: list[ManifestRow] = []
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        seed = base_seed + start
+        samples: Samples = gen.generate(
+            count, seed=seed, source=usable if gen.conditional else None
+        )
+        if samples.images.shape[1:] != (config.encoding.size, config.encoding.size, 3):
+            raise ValueError(
+                f"{gen.name} made {samples.images.shape[1:]} images; the corpus is "
+                f"{config.encoding.size}x{config.encoding.size}"
+            )
+        for j in range(count):
+            i = start + j
+            src = samples.sources[j]
+            split = split_of[src] if src is not None else unconditional_splits[i]
+            item_id = f"{gen.name}-{i:06d}"
+            rel, facts = _write_item(
+                out, f"synthetic/{gen.name}/{split}", item_id, samples.images[j], config
+            )
+            rows.append(ManifestRow(
+                id=item_id, path=rel, label="synthetic", modality=config.modality, split=split,
+                generator_family=family(gen.name), generator_name=gen.name,
+                config_hash=gen.config_hash, seed=seed, index=j, source_item=src, **facts,
+            ))
+        progress(f"generate:{gen.name}", start + count, n, {})
+    return rows
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def load_corpus_config(data: dict[str, Any]) -> CorpusConfig:
+    """A ``CorpusConfig`` from JSON-like data (unknown keys are errors)."""
+    return from_dict(CorpusConfig, data)
+
+
+def corpus_info(corpus_dir: str | Path) -> dict[str, Any]:
+    """Counts per label, split and generator, and the encoding audit, read from disk."""
+    rows = read_manifest(corpus_dir)
+    if not rows:
+        raise ValueError(f"{corpus_dir} has no manifest.jsonl: not a corpus (or an empty one)")
+    per_gen: Counter[str] = Counter(r.generator_name or "real" for r in rows)
+    per_split: dict[str, Counter[str]] = {}
+    for r in rows:
+        per_split.setdefault(r.label, Counter())[r.split] += 1
+    return {
+        "items": len(rows),
+        "per_generator": dict(sorted(per_gen.items())),
+        "per_split": {k: dict(v) for k, v in per_split.items()},
+        "audit": encoding_audit(rows),
+    }
+
+
+__all__: Sequence[str] = [
+    "BuildReport", "CorpusConfig", "build_corpus", "corpus_info", "load_corpus_config",
+]

@@ -1,0 +1,70 @@
+"""The final encoding every corpus item goes through, real and synthetic alike.
+
+Same size, same mix of formats, same JPEG quality distribution: otherwise a
+detector learns the file instead of the generator. The encoding of an item is
+drawn from a generator seeded by the corpus seed and the item's id, never by
+its label.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+FORMATS = ("png", "jpeg")
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    size: int = 64  # every item is size x size pixels
+    jpeg_fraction: float = 0.7  # share of JPEG files; the rest are PNG
+    jpeg_quality: tuple[int, int] = (70, 100)  # uniform, inclusive: the range of photo sharing
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.jpeg_fraction <= 1.0:
+            raise ValueError(f"jpeg_fraction must be in [0, 1], got {self.jpeg_fraction}")
+        lo, hi = self.jpeg_quality
+        if not 1 <= lo <= hi <= 100:
+            raise ValueError(f"jpeg_quality must satisfy 1 <= low <= high <= 100, got {lo}-{hi}")
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8 pixels, got {self.size}")
+
+
+@dataclass(frozen=True)
+class Encoding:
+    format: str  # "png" | "jpeg"
+    quality: int | None  # JPEG quality, None for PNG
+
+    @property
+    def extension(self) -> str:
+        return ".jpg" if self.format == "jpeg" else ".png"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"format": self.format, "quality": self.quality, "encoder": "pillow"}
+
+
+def choose_encoding(config: EncodingConfig, *, corpus_seed: int, item_id: str) -> Encoding:
+    """The encoding of one item: a function of (seed, id) only, so it is label-blind."""
+    digest = hashlib.sha256(f"{corpus_seed}:{item_id}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    if rng.random() < config.jpeg_fraction:
+        lo, hi = config.jpeg_quality
+        return Encoding("jpeg", int(rng.integers(lo, hi + 1)))
+    return Encoding("png", None)
+
+
+def encode_image(image: np.ndarray, encoding: Encoding) -> bytes:
+    """Encode ``(H, W, 3)`` uint8 RGB pixels; deterministic bytes for the same input."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected (H, W, 3) uint8 pixels, got {image.shape} {image.dtype}")
+    buf = io.BytesIO()
+    pil = Image.fromarray(image, mode="RGB")
+    if encoding.format == "jpeg":
+        pil.save(buf, format="JPEG", quality=encoding.quality, subsampling="4:2:0")
+    else:
+        pil.save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()

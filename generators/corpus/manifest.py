@@ -1,0 +1,69 @@
+"""``manifest.jsonl``: one row per corpus item, with label, provenance and encoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.jsonl"
+LABELS = ("real", "synthetic")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    id: str
+    path: str  # relative to the corpus folder
+    label: str  # "real" | "synthetic"
+    modality: str  # "image"
+    split: str  # "train" | "val" | "test"
+    generator_family: str | None  # None for real items
+    generator_name: str | None
+    config_hash: str | None  # the generator's resolved-config hash
+    seed: int  # the seed of the call (or crop draw) that made the item
+    index: int  # the item's position within that call
+    source_item: str | None  # the real photo it came from (real crops, autoencoders)
+    format: str  # "png" | "jpeg"
+    width: int
+    height: int
+    encoding: dict[str, Any]  # {"format", "quality", "encoder"}
+    bytes: int
+    sha256: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+def read_manifest(corpus_dir: str | Path) -> list[ManifestRow]:
+    path = Path(corpus_dir) / MANIFEST
+    if not path.is_file():
+        return []
+    fields = {f.name for f in dataclasses.fields(ManifestRow)}
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        missing = fields - set(data)
+        if missing:
+            raise ValueError(f"{path}:{n}: manifest row lacks {sorted(missing)}")
+        rows.append(ManifestRow(**{k: data[k] for k in fields}))
+    return rows
+
+
+def write_manifest(corpus_dir: str | Path, rows: Iterable[ManifestRow]) -> Path:
+    """Replace the manifest atomically (a crash leaves the old one intact)."""
+    path = Path(corpus_dir) / MANIFEST
+    tmp = path.with_suffix(".jsonl.tmp")
+    with tmp.open("w") as f:
+        for row in rows:
+            f.write(row.to_json() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    return path
