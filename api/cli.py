@@ -226,5 +226,104 @@ def corpus_info_cmd(corpus: Annotated[Path, typer.Argument(help="A corpus folder
     console.print_json(json.dumps(corpus_info(corpus)))
 
 
+@app.command("train")
+@user_errors
+def train_cmd(
+    corpus: Annotated[list[Path], typer.Option(help="Corpus folder; repeat for several.")],
+    out: Annotated[Path, typer.Option(help="Model folder to write (model.safetensors + card.json).")],
+    preset: PresetOpt = "default",
+    set_: Annotated[list[str], typer.Option("--set", help="Model config override KEY=VALUE.")] = [],  # noqa: B006
+    train_set: Annotated[list[str], typer.Option("--train-set", help="Training override KEY=VALUE.")] = [],  # noqa: B006
+    resume: Annotated[bool, typer.Option(help="Continue from the last saved epoch in OUT.")] = True,
+) -> None:
+    """Train an image detector on corpora, calibrate it on validation, test it."""
+    from detector.train.image import train_image_detector
+
+    with stage_bars() as bars:
+        result = train_image_detector(
+            corpus, out, preset=preset, model_overrides=_parse_sets(set_),
+            train_overrides=_parse_sets(train_set), resume=resume, on_progress=bars.update,
+        )
+    card = result.card
+    test = card["metrics"]["test"].get("overall", {})
+    console.print(
+        f"trained in {card['training_seconds']:.0f}s over {len(result.history)} epochs; "
+        f"test AUC {test.get('auc')}, EER {test.get('eer')}; threshold "
+        f"{card['calibration']['threshold']:.4f}, temperature {card['calibration']['temperature']:.3f}"
+    )
+    console.print(f"[bold green]model written to {out}[/]")
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate_cmd(
+    corpus: Annotated[list[Path], typer.Option(help="Corpus folder; repeat for several.")],
+    out: Annotated[Path, typer.Option(help="Report folder (metrics.json, plots, summary.md).")],
+    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
+    leave_one_out: Annotated[bool, typer.Option(help="Train without each family, test on it.")] = False,
+    robustness: Annotated[bool, typer.Option(help="AUC after JPEG, resize, blur and noise.")] = False,
+    preset: Annotated[str, typer.Option(help="Preset of the leave-one-out trainings.")] = "default",
+) -> None:
+    """Evaluate a detector on the corpora's test split."""
+    from detector.eval.evaluate import evaluate
+
+    with stage_bars() as bars:
+        evaluate(model, corpus, out, leave_one_out=leave_one_out, robustness=robustness,
+                 loo_preset=preset, on_progress=bars.update)
+    console.print((out / "summary.md").read_text())
+    console.print(f"[bold green]report written to {out}[/]")
+
+
+@app.command("scan")
+@user_errors
+def scan_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders to scan.")],
+    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per file on stdout.")] = False,
+    batch: Annotated[int, typer.Option(help="Files decoded and scored together.")] = 64,
+) -> None:
+    """Score files: verdict, calibrated score, model version; bad files get an error code."""
+    import sys
+
+    from detector.inference import Detector
+
+    files = _expand(paths)
+    det = Detector.load(model)
+    table = Table("file", "verdict", "score", "top crop", "error")
+    counts: dict[str, int] = {}
+    with stage_bars() as bars:
+        for start in range(0, len(files), batch):
+            for res in det.score(files[start : start + batch]):
+                key = res.verdict or (res.error or {}).get("code", "error")
+                counts[key] = counts.get(key, 0) + 1
+                if jsonl:
+                    row = {"path": res.source, "sha256": res.sha256, "verdict": res.verdict,
+                           "score": res.score, "model": res.model, "media": res.media,
+                           "top_crop": res.crops[res.top_crop] if res.top_crop is not None else None,
+                           "error": res.error}
+                    sys.stdout.write(json.dumps(row) + "\n")
+                else:
+                    table.add_row(
+                        res.source, res.verdict or "-", f"{res.score:.4f}" if res.score is not None else "-",
+                        str(res.crops[res.top_crop]["box"]) if res.top_crop is not None else "-",
+                        f"{res.error['code']}: {res.error['message']}" if res.error else "",
+                    )
+            bars.update("scan", min(start + batch, len(files)), len(files), {})
+    if not jsonl:
+        console.print(table)
+    console.print(f"{len(files)} files with model {det.name} {det.version}: "
+                  + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.rglob("*") if f.is_file()))
+        else:
+            files.append(p)  # a missing file is reported per file, not fatal
+    return files
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -23,12 +23,14 @@ def split_items(
     ids = sorted(item_ids)
     n = len(ids)
     order = np.random.default_rng(seed).permutation(n)
-    n_val = round(fr[1] * n)
-    n_test = round(fr[2] * n)
-    if n >= 3:
-        n_val = max(n_val, 1 if fr[1] > 0 else 0)
-        n_test = max(n_test, 1 if fr[2] > 0 else 0)
-    n_train = n - n_val - n_test
+    # Cumulative rounding: the three counts always add up to n.
+    n_train = round(fr[0] * n)
+    n_val = round((fr[0] + fr[1]) * n) - n_train
+    n_test = n - n_train - n_val
+    if n >= 3 and fr[1] > 0 and n_val == 0:  # val and test get at least one, taken from train
+        n_val, n_train = 1, n_train - 1
+    if n >= 3 and fr[2] > 0 and n_test == 0:
+        n_test, n_train = 1, n_train - 1
     names = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
     return {ids[int(i)]: names[k] for k, i in enumerate(order)}
 

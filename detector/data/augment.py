@@ -1,0 +1,84 @@
+"""The augmentation chain both classes go through: rescale, blur, JPEG, crop, flip.
+
+Real media in the wild has been resized and recompressed; a detector trained
+without that learns pristine-vs-generated instead of real-vs-generated. The
+chain is drawn per item, independently of the label.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, ImageFilter
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    p_rescale: float = 0.5
+    rescale: tuple[float, float] = (0.5, 1.5)  # covers a 0.5x downscale at test time
+    p_blur: float = 0.2
+    blur_sigma: tuple[float, float] = (0.0, 3.0)
+    p_jpeg: float = 0.6
+    jpeg_quality: tuple[int, int] = (30, 100)
+    p_flip: float = 0.5
+
+
+_FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
+
+
+def jpeg(img: np.ndarray, quality: int, *, encoder: str = "pil") -> np.ndarray:
+    """Round-trip through JPEG with Pillow or OpenCV (their quantisation tables differ)."""
+    if encoder == "cv2":
+        ok, buf = cv2.imencode(".jpg", img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise RuntimeError("OpenCV failed to encode JPEG")
+        return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+    out = io.BytesIO()
+    Image.fromarray(img).save(out, format="JPEG", quality=int(quality))
+    return np.asarray(Image.open(out).convert("RGB"))
+
+
+def rescale(img: np.ndarray, factor: float, *, resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(img).resize(size, resample))
+
+
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return img
+    return np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(sigma)))
+
+
+def random_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A ``size`` square crop; smaller images are reflect-padded up to ``size``."""
+    img = pad_to(img, size)
+    h, w = img.shape[:2]
+    y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+    return img[y : y + size, x : x + size]
+
+
+def pad_to(img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    if h >= size and w >= size:
+        return img
+    ph, pw = max(0, size - h), max(0, size - w)
+    return np.pad(img, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)), mode="reflect")
+
+
+def augment(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """One random draw of the chain (without the crop) on ``(H, W, 3)`` uint8 pixels."""
+    if rng.random() < config.p_rescale:
+        lo, hi = config.rescale
+        img = rescale(img, float(rng.uniform(lo, hi)), resample=_FILTERS[int(rng.integers(3))])
+    if rng.random() < config.p_blur:
+        img = blur(img, float(rng.uniform(*config.blur_sigma)))
+    if rng.random() < config.p_jpeg:
+        lo, hi = config.jpeg_quality
+        img = jpeg(img, int(rng.integers(lo, hi + 1)), encoder="cv2" if rng.random() < 0.5 else "pil")
+    if rng.random() < config.p_flip:
+        img = img[:, ::-1]
+    return np.ascontiguousarray(img)

@@ -1,0 +1,46 @@
+"""A grid of model-sized crops over an image: large images are scored on crops, not resized."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detector.data.augment import pad_to
+
+
+def _starts(length: int, size: int, count: int) -> list[int]:
+    if count <= 1 or length <= size:
+        return [max(0, (length - size) // 2)]
+    return [round(i * (length - size) / (count - 1)) for i in range(count)]
+
+
+def grid_boxes(height: int, width: int, size: int, *, max_crops: int = 16) -> list[tuple[int, int, int, int]]:
+    """``(x, y, w, h)`` boxes of ``size`` squares covering the image, evenly spread.
+
+    Enough crops per axis to cover it (``ceil(L / size)``), capped so that at most
+    ``max_crops`` are taken; past the cap they are spread evenly rather than adjacent.
+    Images smaller than ``size`` give one box (the image is padded to it).
+    """
+    ny, nx = math.ceil(height / size), math.ceil(width / size)
+    while ny * nx > max_crops:
+        if ny >= nx:
+            ny -= 1
+        else:
+            nx -= 1
+    return [
+        (x, y, min(size, width), min(size, height))
+        for y in _starts(height, size, ny)
+        for x in _starts(width, size, nx)
+    ]
+
+
+def grid_crops(
+    pixels: np.ndarray, size: int, *, max_crops: int = 16
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """``(N, size, size, 3)`` crops and their boxes in the original image."""
+    h, w = pixels.shape[:2]
+    boxes = grid_boxes(h, w, size, max_crops=max_crops)
+    padded = pad_to(pixels, size)
+    crops = np.stack([padded[y : y + size, x : x + size] for x, y, _w, _h in boxes])
+    return crops, boxes

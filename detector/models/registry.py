@@ -1,0 +1,28 @@
+"""The detector registry: ``create(name, preset=..., **overrides)`` -> ``nn.Module``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from detector.config import check_preset
+from detector.models.image import ImageDetector, ImageDetectorConfig
+from detector.registry import Registry
+
+DETECTORS: Registry[nn.Module] = Registry("detector")
+
+
+@DETECTORS.register("image_cnn", modality="image")
+def image_cnn(*, preset: str = "default", **overrides: Any) -> ImageDetector:
+    """timm CNN (narrow ResNet-10-T by default) on RGB plus the NPR residual."""
+    return ImageDetector(ImageDetectorConfig.preset(preset, **overrides))
+
+
+def create(name: str, /, preset: str = "default", **overrides: Any) -> nn.Module:
+    check_preset(preset)
+    return DETECTORS.create(name, preset=preset, **overrides)
+
+
+def names() -> list[str]:
+    return DETECTORS.names()

@@ -1,0 +1,27 @@
+"""Training hyperparameters for detectors (apart from the network's own config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from detector.config import check_preset, from_dict
+from detector.data.augment import AugmentConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40  # an upper bound: early stopping on validation loss ends most runs sooner
+    patience: int = 6  # epochs without a better validation loss before stopping
+    batch_size: int = 128
+    lr: float = 2e-3  # AdamW, from scratch, cosine-decayed to 5% of this
+    weight_decay: float = 0.05
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    max_crops: int = 16  # crops per image when scoring validation and test items
+    seed: int = 0
+    exclude_families: tuple[str, ...] = ()  # for leave-one-family-out runs
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> TrainConfig:
+        check_preset(name)
+        base = cls() if name == "default" else cls(epochs=2, patience=2, batch_size=32)
+        return from_dict(cls, dict(overrides), base=base)

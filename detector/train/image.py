@@ -1,0 +1,193 @@
+"""Training an image detector on corpora: augmentation on both classes, early stopping,
+resumable state, temperature calibration and threshold on the validation split."""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+
+from detector.config import to_dict
+from detector.data.augment import augment, random_crop
+from detector.data.corpus import Item, load_pixels, read_items, select
+from detector.eval.calibration import Calibration, calibrate
+from detector.eval.metrics import binary_metrics
+from detector.inference.batch import score_pixels, to_batch
+from detector.models import create, save_model
+from detector.models.checkpoint import model_config_dict
+from detector.train.config import TrainConfig
+
+STATE = "train_state.pt"
+# on_progress(stage, done, total, metrics)
+ProgressFn = Callable[[str, int, int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    card: dict[str, Any]
+    history: list[dict[str, float]]
+
+
+def train_image_detector(
+    corpora: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    preset: str = "default",
+    model_overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    resume: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train, calibrate on validation, measure on test, and write ``model.safetensors`` + card."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = on_progress or (lambda *_a: None)
+    cfg = TrainConfig.preset(preset, **(train_overrides or {}))
+    model = create("image_cnn", preset=preset, **(model_overrides or {}))
+    size = model.config.input_size
+
+    items = read_items(corpora)
+    train_items = select(items, split="train", exclude_families=cfg.exclude_families)
+    val_items = select(items, split="val", exclude_families=cfg.exclude_families)
+    test_items = select(items, split="test")
+    for name, part in (("train", train_items), ("val", val_items)):
+        if len({it.label for it in part}) < 2:
+            raise ValueError(f"the {name} split needs real and synthetic items")
+    progress("decode", 0, 2, {})
+    train_px = load_pixels(train_items)
+    val_px = load_pixels(val_items)
+    progress("decode", 2, 2, {})
+    y_train = np.array([it.label for it in train_items])
+    y_val = np.array([it.label for it in val_items])
+    # Balance the classes in the loss when the corpora are not balanced.
+    pos_weight = torch.tensor((y_train == 0).sum() / max(1, (y_train == 1).sum()))
+
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train_items) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr * 0.05
+    )
+    rng = np.random.default_rng(cfg.seed)
+    state_path = out / STATE
+    start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
+    fingerprint = {"train": to_dict(cfg), "model": model_config_dict(model),
+                   "corpora": [str(Path(c).resolve()) for c in corpora]}
+    if resume and state_path.exists():
+        saved = torch.load(state_path, weights_only=False)  # our own file, written below
+        if saved["fingerprint"] == fingerprint:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+            rng.bit_generator.state = saved["rng"]
+            torch.set_rng_state(saved["torch_rng"])
+            start_epoch, best_loss = saved["epoch"] + 1, saved["best_loss"]
+            best_state, bad_epochs, history = saved["best_state"], saved["bad_epochs"], saved["history"]
+            progress("resume", start_epoch, cfg.epochs, {})
+
+    t0 = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+    for epoch in range(start_epoch, cfg.epochs):
+        if bad_epochs >= cfg.patience:
+            break
+        model.train()
+        order = rng.permutation(len(train_items))
+        losses = []
+        for b in range(steps_per_epoch):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            batch = np.stack([random_crop(augment(train_px[i], cfg.augment, rng), size, rng) for i in idx])
+            x = to_batch(batch)
+            y = torch.from_numpy(y_train[idx]).float()
+            loss = F.binary_cross_entropy_with_logits(model(x), y, pos_weight=pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss))
+            progress(f"epoch {epoch + 1}/{cfg.epochs}", b + 1, steps_per_epoch,
+                     {"loss": float(np.mean(losses[-20:]))})
+        val_logits = np.array([r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)])
+        val_loss = float(F.binary_cross_entropy_with_logits(
+            torch.from_numpy(val_logits), torch.from_numpy(y_val).double()))
+        val_auc = binary_metrics(y_val, val_logits, threshold=0.0)["auc"]
+        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+                        "val_auc": val_auc, "elapsed_s": round(time.perf_counter() - t0, 1)})
+        progress("validation", epoch + 1, cfg.epochs, {"val_loss": val_loss, "val_auc": val_auc})
+        if val_loss < best_loss - 1e-4:
+            best_loss, best_state, bad_epochs = val_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad_epochs += 1
+        torch.save({
+            "fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
+            "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_loss": best_loss,
+            "best_state": best_state, "bad_epochs": bad_epochs, "history": history,
+        }, state_path)
+    train_seconds = time.perf_counter() - t0
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    val_logits = np.array([r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)])
+    cal = calibrate(val_logits, y_val)
+    test_metrics = evaluate_items(model, cal, test_items, size=size, max_crops=cfg.max_crops)
+    card = _card(model, cfg, cal, corpora, train_items, val_items, test_items, test_metrics,
+                 binary_metrics(y_val, cal.probability(val_logits), threshold=cal.threshold),
+                 history, train_seconds)
+    save_model(model, card, out)
+    return TrainResult(out_dir=out, card=card, history=history)
+
+
+def evaluate_items(
+    model: torch.nn.Module, cal: Calibration, items: Sequence[Item], *, size: int, max_crops: int,
+    pixels: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Metrics overall and per generator (each generator against all real items)."""
+    if not items:
+        return {}
+    px = pixels if pixels is not None else load_pixels(items)
+    logits = np.array([r.logit for r in score_pixels(model, px, size=size, max_crops=max_crops)])
+    probs = cal.probability(logits)
+    y = np.array([it.label for it in items])
+    result = {"overall": binary_metrics(y, probs, threshold=cal.threshold), "per_generator": {}}
+    real = y == 0
+    for gen in sorted({it.generator for it in items if it.label == 1}):
+        m = real | np.array([it.generator == gen for it in items])
+        result["per_generator"][gen] = binary_metrics(y[m], probs[m], threshold=cal.threshold)
+    return result
+
+
+def _card(model, cfg, cal, corpora, train_items, val_items, test_items, test_metrics, val_metrics,
+          history, seconds) -> dict[str, Any]:
+    def counts(items: Sequence[Item]) -> dict[str, int]:
+        return dict(sorted(Counter(it.generator for it in items).items()))
+
+    return {
+        "modality": "image",
+        "architecture": "image_cnn",
+        "model_config": model_config_dict(model),
+        "train_config": to_dict(cfg),
+        "corpora": [str(Path(c).resolve()) for c in corpora],
+        "generators": sorted({it.generator for it in train_items if it.label == 1}),
+        "families": sorted({it.family for it in train_items if it.label == 1}),
+        "split_sizes": {"train": counts(train_items), "val": counts(val_items), "test": counts(test_items)},
+        "calibration": {"temperature": cal.temperature, "threshold": cal.threshold,
+                        "uncertain_low": cal.uncertain_low, "uncertain_high": cal.uncertain_high,
+                        "val_eer": cal.val_eer},
+        "metrics": {"val": val_metrics, "test": test_metrics},
+        "history": history,
+        "training_seconds": round(seconds, 1),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {"torch": torch.__version__, "timm": timm.__version__,
+                     "python": platform.python_version()},
+    }
