@@ -114,7 +114,7 @@ def train_image_detector(
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             progress(f"epoch {epoch + 1}/{cfg.epochs}", b + 1, steps_per_epoch,
                      {"loss": float(np.mean(losses[-20:]))})
         val_logits = np.array([r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)])

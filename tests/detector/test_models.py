@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from detector.inference.crops import grid_boxes, grid_crops
+from detector.models import RESIDUAL_KINDS, ResidualInput, create, load_model, names, save_model
+
+
+@pytest.mark.parametrize("name", names())
+@pytest.mark.parametrize("residual", RESIDUAL_KINDS)
+def test_every_detector_gives_finite_logits(name: str, residual: str) -> None:
+    model = create(name, preset="tiny", residual=residual)
+    for size in (32, 48):
+        out = model(torch.rand(3, 3, size, size))
+        assert out.shape == (3,) and torch.isfinite(out).all()
+
+
+def test_npr_residual_is_zero_on_nearest_upsampled_images() -> None:
+    small = torch.rand(1, 3, 8, 8)
+    up = torch.nn.functional.interpolate(small, scale_factor=2, mode="nearest")
+    assert ResidualInput("npr")(up).abs().max() < 1e-6
+    assert ResidualInput("npr")(torch.rand(1, 3, 16, 16)).abs().max() > 0.1
+    assert ResidualInput("highpass")(torch.full((1, 3, 9, 9), 0.3)).abs().max() < 1e-6
+
+
+def test_bad_residual_kind_lists_valid_values() -> None:
+    with pytest.raises(ValueError, match="valid values"):
+        create("image_cnn", preset="tiny", residual="fft")
+
+
+def test_save_load_round_trip(tmp_path) -> None:
+    model = create("image_cnn", preset="tiny").eval()
+    card = {"architecture": "image_cnn", "model_config": {"channels": [8, 16, 32, 64], "dropout": 0.0}}
+    save_model(model, card, tmp_path)
+    loaded, _ = load_model(tmp_path)
+    x = torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+
+
+def test_grid_covers_large_images_and_caps_the_count() -> None:
+    assert grid_boxes(64, 64, 32) == [(0, 0, 32, 32), (32, 0, 32, 32), (0, 32, 32, 32), (32, 32, 32, 32)]
+    boxes = grid_boxes(1000, 3000, 32, max_crops=16)
+    assert len(boxes) <= 16 and len({b[0] for b in boxes}) > 1 and len({b[1] for b in boxes}) > 1
+    assert max(x + w for x, _, w, _ in boxes) == 3000 and max(y + h for _, y, _, h in boxes) == 1000
+    crops, boxes = grid_crops(np.zeros((20, 50, 3), np.uint8), 32)
+    assert crops.shape[1:] == (32, 32, 3) and len(crops) == len(boxes) == 2
