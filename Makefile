@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint corpus-default clean
+.PHONY: install run test lint corpus-default default-image-model bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,20 @@ lint: install
 corpus-default: install
 	$(BIN)/synthguard corpus build --real starter --generators gan_tconv,ae_bilinear,ddpm \
 		--preset default --per-generator 700 --out corpora/starter-default
+
+# The image model shipped in detector/weights/image: corpus, training, evaluation.
+IMAGE_GENERATORS := gan_tconv,gan_bilinear,ae_tconv,ae_pixelshuffle,ddpm
+default-image-model: install
+	$(BIN)/synthguard corpus build --real starter --generators $(IMAGE_GENERATORS) \
+		--preset default --per-generator 450 --out corpora/image-default
+	$(BIN)/synthguard train --corpus corpora/image-default --out runs/image-default --preset default
+	mkdir -p detector/weights/image
+	cp runs/image-default/model.safetensors runs/image-default/card.json detector/weights/image/
+	$(BIN)/synthguard evaluate --model detector/weights/image --corpus corpora/image-default \
+		--out runs/image-default-report --robustness --leave-one-out
+
+bench: install
+	$(BIN)/python -m bench.image_scan
 
 clean:
 	rm -rf $(VENV) corpora .pytest_cache

@@ -31,7 +31,8 @@ app.add_typer(corpus_app, name="corpus")
 app.add_typer(sources_app, name="sources")
 
 RealOpt = Annotated[
-    str, typer.Option("--real", help="'starter' (photos bundled with installed packages) or a folder")
+    str,
+    typer.Option("--real", help="'starter' (photos bundled with installed packages) or a folder"),
 ]
 PresetOpt = Annotated[str, typer.Option(help="Config preset: tiny (seconds) or default.")]
 
@@ -131,7 +132,10 @@ def generators_sample(
     n: Annotated[int, typer.Option("-n", help="How many samples.")] = 16,
     seed: int = 0,
     real: Annotated[
-        str | None, typer.Option(help="Real source for generators that need one (default: the one it trained on).")
+        str | None,
+        typer.Option(
+            help="Real source for generators that need one (default: the one it trained on)."
+        ),
     ] = None,
 ) -> None:
     """Sample a trained generator into lossless PNG files."""
@@ -143,7 +147,9 @@ def generators_sample(
     gen = load_generator(checkpoint)
     source = None
     if gen.conditional:
-        source = _open_source(real or read_checkpoint_meta(checkpoint).get("real_source", "starter"))
+        source = _open_source(
+            real or read_checkpoint_meta(checkpoint).get("real_source", "starter")
+        )
     with console.status(f"sampling {n} from {gen.name} ..."):
         samples = gen.generate(n, seed=seed, source=source)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,16 +162,22 @@ def generators_sample(
 @user_errors
 def corpus_build(
     out: Annotated[Path, typer.Option(help="Corpus folder (an existing corpus is extended).")],
-    generators: Annotated[str, typer.Option(help="Comma-separated generator names.")] = "gan_tconv,ae_bilinear,ddpm",
+    generators: Annotated[
+        str, typer.Option(help="Comma-separated generator names.")
+    ] = "gan_tconv,ae_bilinear,ddpm",
     real: RealOpt = "starter",
     modality: Annotated[str, typer.Option(help="Media modality.")] = "image",
     per_generator: Annotated[int, typer.Option(help="Synthetic items per generator.")] = 700,
-    n_real: Annotated[int | None, typer.Option(help="Real items (default: all synthetic items).")] = None,
+    n_real: Annotated[
+        int | None, typer.Option(help="Real items (default: all synthetic items).")
+    ] = None,
     preset: PresetOpt = "default",
     size: Annotated[int, typer.Option(help="Side of every item, in pixels.")] = 64,
     jpeg_fraction: Annotated[float, typer.Option(help="Share of items stored as JPEG.")] = 0.7,
     jpeg_quality: Annotated[str, typer.Option(help="JPEG quality range LOW-HIGH.")] = "70-100",
-    splits: Annotated[str, typer.Option(help="train,val,test fractions by real photo.")] = "0.7,0.15,0.15",
+    splits: Annotated[
+        str, typer.Option(help="train,val,test fractions by real photo.")
+    ] = "0.7,0.15,0.15",
     seed: int = 0,
 ) -> None:
     """Train (or reuse) each generator and write a labeled corpus with manifest.jsonl."""
@@ -183,7 +195,9 @@ def corpus_build(
         n_real=n_real,
         preset=preset,
         splits=fr,  # type: ignore[arg-type]
-        encoding=EncodingConfig(size=size, jpeg_fraction=jpeg_fraction, jpeg_quality=(int(lo), int(hi))),
+        encoding=EncodingConfig(
+            size=size, jpeg_fraction=jpeg_fraction, jpeg_quality=(int(lo), int(hi))
+        ),
         seed=seed,
     )
     source = _open_source(config.real)
@@ -197,8 +211,10 @@ def _print_build(report: Any, seconds: float) -> None:
     table = Table("generator", "fit s", "generate s", "items added")
     for name, n in report.added.items():
         table.add_row(
-            name, f"{report.fit_seconds.get(name, 0):.1f}" if name != "real" else "-",
-            f"{report.generate_seconds.get(name, 0):.1f}" if name != "real" else "-", str(n),
+            name,
+            f"{report.fit_seconds.get(name, 0):.1f}" if name != "real" else "-",
+            f"{report.generate_seconds.get(name, 0):.1f}" if name != "real" else "-",
+            str(n),
         )
     for name in report.skipped:
         table.add_row(name, "-", "-", "already in corpus")
@@ -230,10 +246,14 @@ def corpus_info_cmd(corpus: Annotated[Path, typer.Argument(help="A corpus folder
 @user_errors
 def train_cmd(
     corpus: Annotated[list[Path], typer.Option(help="Corpus folder; repeat for several.")],
-    out: Annotated[Path, typer.Option(help="Model folder to write (model.safetensors + card.json).")],
+    out: Annotated[
+        Path, typer.Option(help="Model folder to write (model.safetensors + card.json).")
+    ],
     preset: PresetOpt = "default",
     set_: Annotated[list[str], typer.Option("--set", help="Model config override KEY=VALUE.")] = [],  # noqa: B006
-    train_set: Annotated[list[str], typer.Option("--train-set", help="Training override KEY=VALUE.")] = [],  # noqa: B006
+    train_set: Annotated[
+        list[str], typer.Option("--train-set", help="Training override KEY=VALUE.")
+    ] = [],  # noqa: B006
     resume: Annotated[bool, typer.Option(help="Continue from the last saved epoch in OUT.")] = True,
 ) -> None:
     """Train an image detector on corpora, calibrate it on validation, test it."""
@@ -241,15 +261,21 @@ def train_cmd(
 
     with stage_bars() as bars:
         result = train_image_detector(
-            corpus, out, preset=preset, model_overrides=_parse_sets(set_),
-            train_overrides=_parse_sets(train_set), resume=resume, on_progress=bars.update,
+            corpus,
+            out,
+            preset=preset,
+            model_overrides=_parse_sets(set_),
+            train_overrides=_parse_sets(train_set),
+            resume=resume,
+            on_progress=bars.update,
         )
     card = result.card
     test = card["metrics"]["test"].get("overall", {})
+    cal = card["calibration"]
     console.print(
         f"trained in {card['training_seconds']:.0f}s over {len(result.history)} epochs; "
         f"test AUC {test.get('auc')}, EER {test.get('eer')}; threshold "
-        f"{card['calibration']['threshold']:.4f}, temperature {card['calibration']['temperature']:.3f}"
+        f"{cal['threshold']:.4f}, temperature {cal['temperature']:.3f}"
     )
     console.print(f"[bold green]model written to {out}[/]")
 
@@ -259,17 +285,30 @@ def train_cmd(
 def evaluate_cmd(
     corpus: Annotated[list[Path], typer.Option(help="Corpus folder; repeat for several.")],
     out: Annotated[Path, typer.Option(help="Report folder (metrics.json, plots, summary.md).")],
-    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
-    leave_one_out: Annotated[bool, typer.Option(help="Train without each family, test on it.")] = False,
-    robustness: Annotated[bool, typer.Option(help="AUC after JPEG, resize, blur and noise.")] = False,
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (default: the shipped model).")
+    ] = None,
+    leave_one_out: Annotated[
+        bool, typer.Option(help="Train without each family, test on it.")
+    ] = False,
+    robustness: Annotated[
+        bool, typer.Option(help="AUC after JPEG, resize, blur and noise.")
+    ] = False,
     preset: Annotated[str, typer.Option(help="Preset of the leave-one-out trainings.")] = "default",
 ) -> None:
     """Evaluate a detector on the corpora's test split."""
     from detector.eval.evaluate import evaluate
 
     with stage_bars() as bars:
-        evaluate(model, corpus, out, leave_one_out=leave_one_out, robustness=robustness,
-                 loo_preset=preset, on_progress=bars.update)
+        evaluate(
+            model,
+            corpus,
+            out,
+            leave_one_out=leave_one_out,
+            robustness=robustness,
+            loo_preset=preset,
+            on_progress=bars.update,
+        )
     console.print((out / "summary.md").read_text())
     console.print(f"[bold green]report written to {out}[/]")
 
@@ -278,8 +317,12 @@ def evaluate_cmd(
 @user_errors
 def scan_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to scan.")],
-    model: Annotated[Path | None, typer.Option(help="Model folder (default: the shipped model).")] = None,
-    jsonl: Annotated[bool, typer.Option("--jsonl", help="One JSON object per file on stdout.")] = False,
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (default: the shipped model).")
+    ] = None,
+    jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object per file on stdout.")
+    ] = False,
     batch: Annotated[int, typer.Option(help="Files decoded and scored together.")] = 64,
 ) -> None:
     """Score files: verdict, calibrated score, model version; bad files get an error code."""
@@ -297,22 +340,32 @@ def scan_cmd(
                 key = res.verdict or (res.error or {}).get("code", "error")
                 counts[key] = counts.get(key, 0) + 1
                 if jsonl:
-                    row = {"path": res.source, "sha256": res.sha256, "verdict": res.verdict,
-                           "score": res.score, "model": res.model, "media": res.media,
-                           "top_crop": res.crops[res.top_crop] if res.top_crop is not None else None,
-                           "error": res.error}
+                    row = {
+                        "path": res.source,
+                        "sha256": res.sha256,
+                        "verdict": res.verdict,
+                        "score": res.score,
+                        "model": res.model,
+                        "media": res.media,
+                        "top_crop": res.crops[res.top_crop] if res.top_crop is not None else None,
+                        "error": res.error,
+                    }
                     sys.stdout.write(json.dumps(row) + "\n")
                 else:
                     table.add_row(
-                        res.source, res.verdict or "-", f"{res.score:.4f}" if res.score is not None else "-",
+                        res.source,
+                        res.verdict or "-",
+                        f"{res.score:.4f}" if res.score is not None else "-",
                         str(res.crops[res.top_crop]["box"]) if res.top_crop is not None else "-",
                         f"{res.error['code']}: {res.error['message']}" if res.error else "",
                     )
             bars.update("scan", min(start + batch, len(files)), len(files), {})
     if not jsonl:
         console.print(table)
-    console.print(f"{len(files)} files with model {det.name} {det.version}: "
-                  + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
+    console.print(
+        f"{len(files)} files with model {det.name} {det.version}: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    )
 
 
 def _expand(paths: list[Path]) -> list[Path]:

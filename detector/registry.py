@@ -39,9 +39,7 @@ class Registry(Generic[T]):
         try:
             return self._builders[name]
         except KeyError:
-            raise ValueError(
-                f"unknown {self.kind} {name!r}; valid names: {self.names()}"
-            ) from None
+            raise ValueError(f"unknown {self.kind} {name!r}; valid names: {self.names()}") from None
 
     def create(self, name: str, /, **overrides: object) -> T:
         return self.get(name)(**overrides)

@@ -18,7 +18,12 @@ def photo_like(seed: int, size: tuple[int, int] = (96, 128)) -> np.ndarray:
     out = np.zeros((h, w, 3))
     for k in (4, 16, 64):
         small = rng.random((max(1, h // k) + 1, max(1, w // k) + 1, 3))
-        out += np.asarray(Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)) / k
+        out += (
+            np.asarray(
+                Image.fromarray((small * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR)
+            )
+            / k
+        )
     out = out / out.max() * 255
     return out.astype(np.uint8)
 
@@ -33,7 +38,9 @@ def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
     """A PNG whose header claims width x height pixels (2.5 Gpx): a decompression bomb."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
@@ -59,7 +66,10 @@ def write_bad_folder(root: Path) -> dict[str, str | None]:
         "corrupt.png": (encode(good, "PNG")[:60] + bytes(range(256)) * 4, "corrupt_media"),
         "bomb.png": (png_bomb(), "too_large"),
         "notes.jpg": (b"this is a text file, not a photograph\n" * 20, "unsupported_media"),
-        "data.bin": (bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "unsupported_media"),
+        "data.bin": (
+            bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)),
+            "unsupported_media",
+        ),
         "thumb.png": (encode(photo_like(7, (16, 16)), "PNG"), "too_small"),
     }
     for rel, (data, _code) in files.items():

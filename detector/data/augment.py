@@ -41,7 +41,9 @@ def jpeg(img: np.ndarray, quality: int, *, encoder: str = "pil") -> np.ndarray:
     return np.asarray(Image.open(out).convert("RGB"))
 
 
-def rescale(img: np.ndarray, factor: float, *, resample: int = Image.Resampling.BICUBIC) -> np.ndarray:
+def rescale(
+    img: np.ndarray, factor: float, *, resample: int = Image.Resampling.BICUBIC
+) -> np.ndarray:
     h, w = img.shape[:2]
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
     return np.asarray(Image.fromarray(img).resize(size, resample))
@@ -78,7 +80,9 @@ def augment(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) ->
         img = blur(img, float(rng.uniform(*config.blur_sigma)))
     if rng.random() < config.p_jpeg:
         lo, hi = config.jpeg_quality
-        img = jpeg(img, int(rng.integers(lo, hi + 1)), encoder="cv2" if rng.random() < 0.5 else "pil")
+        img = jpeg(
+            img, int(rng.integers(lo, hi + 1)), encoder="cv2" if rng.random() < 0.5 else "pil"
+        )
     if rng.random() < config.p_flip:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)

@@ -42,19 +42,28 @@ def read_items(corpora: Iterable[str | Path]) -> list[Item]:
             if row["modality"] != "image":
                 continue
             synthetic = row["label"] == "synthetic"
-            items.append(Item(
-                path=root / row["path"], label=int(synthetic), split=row["split"],
-                generator=row["generator_name"] if synthetic else "real",
-                family=row["generator_family"] if synthetic else "real",
-                corpus=str(root), source_item=row["source_item"], bytes=int(row["bytes"]),
-            ))
+            items.append(
+                Item(
+                    path=root / row["path"],
+                    label=int(synthetic),
+                    split=row["split"],
+                    generator=row["generator_name"] if synthetic else "real",
+                    family=row["generator_family"] if synthetic else "real",
+                    corpus=str(root),
+                    source_item=row["source_item"],
+                    bytes=int(row["bytes"]),
+                )
+            )
     if not items:
         raise ValueError("the corpora hold no image items")
     return items
 
 
 def select(
-    items: Sequence[Item], *, split: str | None = None, exclude_families: Sequence[str] = (),
+    items: Sequence[Item],
+    *,
+    split: str | None = None,
+    exclude_families: Sequence[str] = (),
     families: Sequence[str] | None = None,
 ) -> list[Item]:
     """Items of a split; optionally without some families or with real plus only some."""

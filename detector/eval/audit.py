@@ -13,10 +13,14 @@ from sklearn.preprocessing import StandardScaler
 
 def _stats(pixels: Sequence[np.ndarray]) -> np.ndarray:
     """Per-channel mean and standard deviation: ``(N, 6)``."""
-    return np.array([np.concatenate([p.reshape(-1, 3).mean(0), p.reshape(-1, 3).std(0)]) for p in pixels])
+    return np.array(
+        [np.concatenate([p.reshape(-1, 3).mean(0), p.reshape(-1, 3).std(0)]) for p in pixels]
+    )
 
 
-def shortcut_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray) -> float | None:
+def shortcut_auc(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray
+) -> float | None:
     """Test AUC of a logistic regression fitted on the training split's features."""
     if len(set(train_y.tolist())) < 2 or len(set(test_y.tolist())) < 2:
         return None
@@ -26,8 +30,12 @@ def shortcut_auc(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 
 
 def shortcut_audit(
-    train_bytes: Sequence[int], train_px: Sequence[np.ndarray], train_y: np.ndarray,
-    test_bytes: Sequence[int], test_px: Sequence[np.ndarray], test_y: np.ndarray,
+    train_bytes: Sequence[int],
+    train_px: Sequence[np.ndarray],
+    train_y: np.ndarray,
+    test_bytes: Sequence[int],
+    test_px: Sequence[np.ndarray],
+    test_y: np.ndarray,
 ) -> dict[str, float | None]:
     fb_train = np.log(np.asarray(train_bytes, dtype=float))[:, None]
     fb_test = np.log(np.asarray(test_bytes, dtype=float))[:, None]

@@ -56,9 +56,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, max_iter: int = 2
     return float(np.clip(t, 1e-3, 1e3))
 
 
-def calibrate(
-    logits: np.ndarray, labels: np.ndarray, *, max_error: float = 0.01
-) -> Calibration:
+def calibrate(logits: np.ndarray, labels: np.ndarray, *, max_error: float = 0.01) -> Calibration:
     """Temperature, threshold and uncertain band from validation logits and labels.
 
     The threshold sits at the validation EER point. The band is where confident
@@ -83,7 +81,10 @@ def calibrate(
     else:  # overlapping: the band must contain the threshold
         high, low = max(high, threshold), min(low, threshold)
     return Calibration(
-        temperature=t, threshold=threshold, uncertain_low=low, uncertain_high=high,
+        temperature=t,
+        threshold=threshold,
+        uncertain_low=low,
+        uncertain_high=high,
         val_eer=eer(y, p),
     )
 

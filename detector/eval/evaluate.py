@@ -21,12 +21,18 @@ ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 
 
 def _probs(det: Detector, pixels: Sequence[np.ndarray]) -> np.ndarray:
-    logits = np.array([r.logit for r in score_pixels(det.model, pixels, size=det.input_size,
-                                                     max_crops=det.max_crops)])
+    logits = np.array(
+        [
+            r.logit
+            for r in score_pixels(det.model, pixels, size=det.input_size, max_crops=det.max_crops)
+        ]
+    )
     return det.calibration.probability(logits)
 
 
-def family_aucs(det: Detector, items: Sequence[Item], pixels: Sequence[np.ndarray]) -> dict[str, float | None]:
+def family_aucs(
+    det: Detector, items: Sequence[Item], pixels: Sequence[np.ndarray]
+) -> dict[str, float | None]:
     """AUC of each synthetic family against all the real items."""
     probs = _probs(det, pixels)
     y = np.array([it.label for it in items])
@@ -81,8 +87,12 @@ def evaluate(
     train = select(items, split="train")
     train_px = load_pixels(train)
     report["shortcut_audit"] = shortcut_audit(
-        [it.bytes for it in train], train_px, np.array([it.label for it in train]),
-        [it.bytes for it in test], test_px, y,
+        [it.bytes for it in train],
+        train_px,
+        np.array([it.label for it in train]),
+        [it.bytes for it in test],
+        test_px,
+        y,
     )
 
     if robustness:
@@ -90,7 +100,9 @@ def evaluate(
         for k, (name, fn) in enumerate(PERTURBATIONS.items()):
             rng = np.random.default_rng(k)
             perturbed = [fn(p, rng) for p in test_px]
-            report["robustness"][name] = binary_metrics(y, _probs(det, perturbed), threshold=thr)["auc"]
+            report["robustness"][name] = binary_metrics(y, _probs(det, perturbed), threshold=thr)[
+                "auc"
+            ]
             progress("robustness", k + 1, len(PERTURBATIONS), {})
 
     if leave_one_out:
@@ -104,8 +116,17 @@ def evaluate(
     if "leave_one_out" in report:
         loo = report["leave_one_out"]
         rows, cols = list(loo["matrix"]), loo["families"]
-        matrix_plot(rows, cols, np.array([[np.nan if loo["matrix"][r][c] is None else loo["matrix"][r][c]
-                                           for c in cols] for r in rows]), out / "leave_one_out.png")
+        matrix_plot(
+            rows,
+            cols,
+            np.array(
+                [
+                    [np.nan if loo["matrix"][r][c] is None else loo["matrix"][r][c] for c in cols]
+                    for r in rows
+                ]
+            ),
+            out / "leave_one_out.png",
+        )
     (out / "summary.md").write_text(summary_markdown(report))
     return report
 
@@ -119,8 +140,13 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
     for k, fam in enumerate(families):
         run_dir = out / "leave_one_out" / fam
         train_overrides = dict(overrides, exclude_families=[fam])
-        train_image_detector(corpora, run_dir, preset=preset, train_overrides=train_overrides,
-                             on_progress=lambda s, d, t, m, fam=fam: progress(f"LOO {fam}: {s}", d, t, m))
+        train_image_detector(
+            corpora,
+            run_dir,
+            preset=preset,
+            train_overrides=train_overrides,
+            on_progress=lambda s, d, t, m, fam=fam: progress(f"LOO {fam}: {s}", d, t, m),
+        )
         loo_det = Detector.load(run_dir)
         matrix[fam] = family_aucs(loo_det, test, test_px)
         held_out[fam] = matrix[fam][fam]
@@ -149,14 +175,19 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "| subset | AUC | AP | EER | accuracy | real acc. | synthetic acc. | ECE |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    rows = [("all", o)] + list(report["per_generator"].items())
+    rows = [("all", o), *report["per_generator"].items()]
     for name, m in rows:
-        lines.append(f"| {name} | {_fmt(m['auc'])} | {_fmt(m['ap'])} | {_fmt(m['eer'])} | "
-                     f"{_fmt(m['accuracy'])} | {_fmt(m['real_accuracy'])} | "
-                     f"{_fmt(m['synthetic_accuracy'])} | {_fmt(m['ece'])} |")
+        lines.append(
+            f"| {name} | {_fmt(m['auc'])} | {_fmt(m['ap'])} | {_fmt(m['eer'])} | "
+            f"{_fmt(m['accuracy'])} | {_fmt(m['real_accuracy'])} | "
+            f"{_fmt(m['synthetic_accuracy'])} | {_fmt(m['ece'])} |"
+        )
     a = report["shortcut_audit"]
-    lines += ["", f"Shortcut audit (test AUC of a classifier on one fact alone): file size "
-              f"{_fmt(a['file_size_auc'])}, image mean/std {_fmt(a['image_stats_auc'])}."]
+    lines += [
+        "",
+        f"Shortcut audit (test AUC of a classifier on one fact alone): file size "
+        f"{_fmt(a['file_size_auc'])}, image mean/std {_fmt(a['image_stats_auc'])}.",
+    ]
     if "robustness" in report:
         lines += ["", "| perturbation | AUC |", "|---|---|"]
         lines += [f"| {k} | {_fmt(v)} |" for k, v in report["robustness"].items()]

@@ -66,7 +66,7 @@ def binary_metrics(
     y, p = _arrays(labels, probs)
     pred = p >= threshold
     out: dict[str, Any] = {
-        "n": int(len(y)),
+        "n": len(y),
         "n_real": int((y == 0).sum()),
         "n_synthetic": int((y == 1).sum()),
         "threshold": float(threshold),

@@ -7,9 +7,9 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.metrics import roc_curve
 
 
 def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
@@ -50,7 +50,9 @@ def matrix_plot(rows: list[str], cols: list[str], values: np.ndarray, path: Path
     for i in range(len(rows)):
         for j in range(len(cols)):
             if not np.isnan(values[i, j]):
-                ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8)
+                ax.text(
+                    j, i, f"{values[i, j]:.3f}", ha="center", va="center", color="w", fontsize=8
+                )
     ax.set(xlabel="tested on", ylabel="trained without", title="AUC: leave one family out")
     fig.colorbar(im, ax=ax, fraction=0.04)
     fig.tight_layout()

@@ -15,7 +15,9 @@ def _starts(length: int, size: int, count: int) -> list[int]:
     return [round(i * (length - size) / (count - 1)) for i in range(count)]
 
 
-def grid_boxes(height: int, width: int, size: int, *, max_crops: int = 16) -> list[tuple[int, int, int, int]]:
+def grid_boxes(
+    height: int, width: int, size: int, *, max_crops: int = 16
+) -> list[tuple[int, int, int, int]]:
     """``(x, y, w, h)`` boxes of ``size`` squares covering the image, evenly spread.
 
     Enough crops per axis to cover it (``ceil(L / size)``), capped so that at most

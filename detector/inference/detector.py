@@ -45,15 +45,20 @@ class ScoreResult:
 class Detector:
     """A trained detector with its calibration; thread-compatible, CPU or CUDA."""
 
-    def __init__(self, model: torch.nn.Module, card: dict[str, Any], *, name: str, version: str) -> None:
+    def __init__(
+        self, model: torch.nn.Module, card: dict[str, Any], *, name: str, version: str
+    ) -> None:
         self.model = model.eval()
         self.card = card
         self.name = name
         self.version = version
         c = card["calibration"]
         self.calibration = Calibration(
-            temperature=c["temperature"], threshold=c["threshold"], uncertain_low=c["uncertain_low"],
-            uncertain_high=c["uncertain_high"], val_eer=c["val_eer"],
+            temperature=c["temperature"],
+            threshold=c["threshold"],
+            uncertain_low=c["uncertain_low"],
+            uncertain_high=c["uncertain_high"],
+            val_eer=c["val_eer"],
         )
         self.input_size: int = card["model_config"]["input_size"]
         self.max_crops: int = card["train_config"]["max_crops"]
@@ -64,10 +69,15 @@ class Detector:
         """Load a model folder; ``None`` loads the image model shipped with the package."""
         folder = Path(path) if path is not None else DEFAULT_MODELS / "image"
         model, card = load_model(folder)
-        version = card.get("version") or hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
+        version = (
+            card.get("version")
+            or hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
+        )
         return cls(model.to(device), card, name=card.get("name", folder.name), version=str(version))
 
-    def score(self, inputs: ImageInput | Sequence[ImageInput], *, batch_size: int = 256) -> list[ScoreResult]:
+    def score(
+        self, inputs: ImageInput | Sequence[ImageInput], *, batch_size: int = 256
+    ) -> list[ScoreResult]:
         """Score paths, encoded bytes or ``(H, W, 3)`` uint8 arrays; bad inputs get an error."""
         if isinstance(inputs, str | Path | bytes | np.ndarray):
             inputs = [inputs]
@@ -76,8 +86,11 @@ class Detector:
         ok: list[int] = []
         for item in inputs:
             t0 = time.perf_counter()
-            res = ScoreResult(source=_describe(item), sha256=None,
-                              model={"name": self.name, "version": self.version})
+            res = ScoreResult(
+                source=_describe(item),
+                sha256=None,
+                model={"name": self.name, "version": self.version},
+            )
             try:
                 px = self._decode(item, res)
             except MediaError as exc:
@@ -88,15 +101,23 @@ class Detector:
             res.timings_ms["decode"] = round((time.perf_counter() - t0) * 1000, 3)
             results.append(res)
         t0 = time.perf_counter()
-        scored = score_pixels(self.model, pixels, size=self.input_size, max_crops=self.max_crops,
-                              batch_size=batch_size)
+        scored = score_pixels(
+            self.model,
+            pixels,
+            size=self.input_size,
+            max_crops=self.max_crops,
+            batch_size=batch_size,
+        )
         model_ms = (time.perf_counter() - t0) * 1000 / max(1, len(pixels))
         for i, s in zip(ok, scored, strict=True):
             res = results[i]
             prob = float(self.calibration.probability(s.logit))
             crop_probs = self.calibration.probability(np.array(s.crop_logits))
             res.logit, res.score, res.verdict = s.logit, prob, self.calibration.verdict(prob)
-            res.crops = [{"box": list(b), "score": float(p)} for b, p in zip(s.boxes, crop_probs, strict=True)]
+            res.crops = [
+                {"box": list(b), "score": float(p)}
+                for b, p in zip(s.boxes, crop_probs, strict=True)
+            ]
             res.top_crop = int(np.argmax(crop_probs))
             res.timings_ms["model"] = round(model_ms, 3)
         return results
@@ -104,14 +125,27 @@ class Detector:
     def _decode(self, item: ImageInput, res: ScoreResult) -> np.ndarray:
         if isinstance(item, np.ndarray):
             if item.ndim != 3 or item.shape[2] != 3 or item.dtype != np.uint8:
-                raise MediaError("unsupported_media", f"arrays must be (H, W, 3) uint8, got {item.shape} {item.dtype}")
-            res.media = {"kind": "image", "format": "array", "width": item.shape[1], "height": item.shape[0]}
+                raise MediaError(
+                    "unsupported_media",
+                    f"arrays must be (H, W, 3) uint8, got {item.shape} {item.dtype}",
+                )
+            res.media = {
+                "kind": "image",
+                "format": "array",
+                "width": item.shape[1],
+                "height": item.shape[0],
+            }
             return item
         data = item if isinstance(item, bytes) else _read_file(Path(item), self.limits)
         res.sha256 = hashlib.sha256(data).hexdigest()
         img = decode_image(data, limits=self.limits)
-        res.media = {"kind": "image", "format": img.format.lower(), "width": img.width,
-                     "height": img.height, "bytes": img.n_bytes}
+        res.media = {
+            "kind": "image",
+            "format": img.format.lower(),
+            "width": img.width,
+            "height": img.height,
+            "bytes": img.n_bytes,
+        }
         return img.pixels
 
 
@@ -119,7 +153,9 @@ def _read_file(path: Path, limits: ImageLimits) -> bytes:
     try:
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise MediaError("too_large", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}")
+            raise MediaError(
+                "too_large", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}"
+            )
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         raise MediaError("corrupt_media", f"{path}: no such file") from None

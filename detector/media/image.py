@@ -90,9 +90,7 @@ def sniff_image_format(data: bytes) -> str | None:
         return None
 
 
-def decode_image(
-    source: bytes | str | Path, *, limits: ImageLimits | None = None
-) -> DecodedImage:
+def decode_image(source: bytes | str | Path, *, limits: ImageLimits | None = None) -> DecodedImage:
     """Decode ``source`` (bytes or a path) into RGB pixels, or raise :class:`MediaError`.
 
     Codes: ``empty`` (0 bytes), ``too_large`` (bytes or pixels over the limits),
@@ -147,7 +145,10 @@ def decode_image(
             raise MediaError("corrupt_media", f"the {fmt} data is damaged ({exc})") from None
     pixels = np.asarray(rgb, dtype=np.uint8)
     return DecodedImage(
-        pixels=pixels, format=fmt, width=pixels.shape[1], height=pixels.shape[0],
+        pixels=pixels,
+        format=fmt,
+        width=pixels.shape[1],
+        height=pixels.shape[0],
         n_bytes=len(data),
     )
 

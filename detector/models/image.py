@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import timm
 import torch
@@ -37,12 +38,16 @@ class ImageDetector(nn.Module):
         super().__init__()
         self.config = config
         self.residual = ResidualInput(config.residual, keep_rgb=config.keep_rgb)
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         if config.channels is not None:
             kwargs["channels"] = config.channels
         self.backbone = timm.create_model(
-            config.backbone, pretrained=False, num_classes=1, in_chans=self.residual.out_channels,
-            drop_rate=config.dropout, **kwargs,
+            config.backbone,
+            pretrained=False,
+            num_classes=1,
+            in_chans=self.residual.out_channels,
+            drop_rate=config.dropout,
+            **kwargs,
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,7 +46,9 @@ class ResidualInput(nn.Module):
             h, w = x.shape[-2:]
             even = x[..., : h - h % 2, : w - w % 2]
             down_up = F.interpolate(
-                F.interpolate(even, scale_factor=0.5, mode="nearest"), scale_factor=2.0, mode="nearest"
+                F.interpolate(even, scale_factor=0.5, mode="nearest"),
+                scale_factor=2.0,
+                mode="nearest",
             )
             res = torch.zeros_like(x)
             res[..., : h - h % 2, : w - w % 2] = even - down_up

@@ -56,7 +56,7 @@ def train_image_detector(
     progress = on_progress or (lambda *_a: None)
     cfg = TrainConfig.preset(preset, **(train_overrides or {}))
     model = create("image_cnn", preset=preset, **(model_overrides or {}))
-    size = model.config.input_size
+    size: int = model.config.input_size  # type: ignore[union-attr]
 
     items = read_items(corpora)
     train_items = select(items, split="train", exclude_families=cfg.exclude_families)
@@ -83,8 +83,11 @@ def train_image_detector(
     rng = np.random.default_rng(cfg.seed)
     state_path = out / STATE
     start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
-    fingerprint = {"train": to_dict(cfg), "model": model_config_dict(model),
-                   "corpora": [str(Path(c).resolve()) for c in corpora]}
+    fingerprint = {
+        "train": to_dict(cfg),
+        "model": model_config_dict(model),
+        "corpora": [str(Path(c).resolve()) for c in corpora],
+    }
     if resume and state_path.exists():
         saved = torch.load(state_path, weights_only=False)  # our own file, written below
         if saved["fingerprint"] == fingerprint:
@@ -94,7 +97,11 @@ def train_image_detector(
             rng.bit_generator.state = saved["rng"]
             torch.set_rng_state(saved["torch_rng"])
             start_epoch, best_loss = saved["epoch"] + 1, saved["best_loss"]
-            best_state, bad_epochs, history = saved["best_state"], saved["bad_epochs"], saved["history"]
+            best_state, bad_epochs, history = (
+                saved["best_state"],
+                saved["bad_epochs"],
+                saved["history"],
+            )
             progress("resume", start_epoch, cfg.epochs, {})
 
     t0 = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
@@ -106,7 +113,9 @@ def train_image_detector(
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            batch = np.stack([random_crop(augment(train_px[i], cfg.augment, rng), size, rng) for i in idx])
+            batch = np.stack(
+                [random_crop(augment(train_px[i], cfg.augment, rng), size, rng) for i in idx]
+            )
             x = to_batch(batch)
             y = torch.from_numpy(y_train[idx]).float()
             loss = F.binary_cross_entropy_with_logits(model(x), y, pos_weight=pos_weight)
@@ -115,41 +124,84 @@ def train_image_detector(
             opt.step()
             sched.step()
             losses.append(loss.item())
-            progress(f"epoch {epoch + 1}/{cfg.epochs}", b + 1, steps_per_epoch,
-                     {"loss": float(np.mean(losses[-20:]))})
-        val_logits = np.array([r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)])
-        val_loss = float(F.binary_cross_entropy_with_logits(
-            torch.from_numpy(val_logits), torch.from_numpy(y_val).double()))
+            progress(
+                f"epoch {epoch + 1}/{cfg.epochs}",
+                b + 1,
+                steps_per_epoch,
+                {"loss": float(np.mean(losses[-20:]))},
+            )
+        val_logits = np.array(
+            [r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)]
+        )
+        val_loss = float(
+            F.binary_cross_entropy_with_logits(
+                torch.from_numpy(val_logits), torch.from_numpy(y_val).double()
+            )
+        )
         val_auc = binary_metrics(y_val, val_logits, threshold=0.0)["auc"]
-        history.append({"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
-                        "val_auc": val_auc, "elapsed_s": round(time.perf_counter() - t0, 1)})
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val_loss,
+                "val_auc": val_auc,
+                "elapsed_s": round(time.perf_counter() - t0, 1),
+            }
+        )
         progress("validation", epoch + 1, cfg.epochs, {"val_loss": val_loss, "val_auc": val_auc})
         if val_loss < best_loss - 1e-4:
             best_loss, best_state, bad_epochs = val_loss, copy.deepcopy(model.state_dict()), 0
         else:
             bad_epochs += 1
-        torch.save({
-            "fingerprint": fingerprint, "model": model.state_dict(), "opt": opt.state_dict(),
-            "sched": sched.state_dict(), "rng": rng.bit_generator.state,
-            "torch_rng": torch.get_rng_state(), "epoch": epoch, "best_loss": best_loss,
-            "best_state": best_state, "bad_epochs": bad_epochs, "history": history,
-        }, state_path)
+        torch.save(
+            {
+                "fingerprint": fingerprint,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "best_loss": best_loss,
+                "best_state": best_state,
+                "bad_epochs": bad_epochs,
+                "history": history,
+            },
+            state_path,
+        )
     train_seconds = time.perf_counter() - t0
     if best_state is not None:
         model.load_state_dict(best_state)
 
-    val_logits = np.array([r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)])
+    val_logits = np.array(
+        [r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)]
+    )
     cal = calibrate(val_logits, y_val)
     test_metrics = evaluate_items(model, cal, test_items, size=size, max_crops=cfg.max_crops)
-    card = _card(model, cfg, cal, corpora, train_items, val_items, test_items, test_metrics,
-                 binary_metrics(y_val, cal.probability(val_logits), threshold=cal.threshold),
-                 history, train_seconds)
+    card = _card(
+        model,
+        cfg,
+        cal,
+        corpora,
+        train_items,
+        val_items,
+        test_items,
+        test_metrics,
+        binary_metrics(y_val, cal.probability(val_logits), threshold=cal.threshold),
+        history,
+        train_seconds,
+    )
     save_model(model, card, out)
     return TrainResult(out_dir=out, card=card, history=history)
 
 
 def evaluate_items(
-    model: torch.nn.Module, cal: Calibration, items: Sequence[Item], *, size: int, max_crops: int,
+    model: torch.nn.Module,
+    cal: Calibration,
+    items: Sequence[Item],
+    *,
+    size: int,
+    max_crops: int,
     pixels: Sequence[np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Metrics overall and per generator (each generator against all real items)."""
@@ -167,8 +219,19 @@ def evaluate_items(
     return result
 
 
-def _card(model, cfg, cal, corpora, train_items, val_items, test_items, test_metrics, val_metrics,
-          history, seconds) -> dict[str, Any]:
+def _card(
+    model,
+    cfg,
+    cal,
+    corpora,
+    train_items,
+    val_items,
+    test_items,
+    test_metrics,
+    val_metrics,
+    history,
+    seconds,
+) -> dict[str, Any]:
     def counts(items: Sequence[Item]) -> dict[str, int]:
         return dict(sorted(Counter(it.generator for it in items).items()))
 
@@ -180,14 +243,25 @@ def _card(model, cfg, cal, corpora, train_items, val_items, test_items, test_met
         "corpora": [str(Path(c).resolve()) for c in corpora],
         "generators": sorted({it.generator for it in train_items if it.label == 1}),
         "families": sorted({it.family for it in train_items if it.label == 1}),
-        "split_sizes": {"train": counts(train_items), "val": counts(val_items), "test": counts(test_items)},
-        "calibration": {"temperature": cal.temperature, "threshold": cal.threshold,
-                        "uncertain_low": cal.uncertain_low, "uncertain_high": cal.uncertain_high,
-                        "val_eer": cal.val_eer},
+        "split_sizes": {
+            "train": counts(train_items),
+            "val": counts(val_items),
+            "test": counts(test_items),
+        },
+        "calibration": {
+            "temperature": cal.temperature,
+            "threshold": cal.threshold,
+            "uncertain_low": cal.uncertain_low,
+            "uncertain_high": cal.uncertain_high,
+            "val_eer": cal.val_eer,
+        },
         "metrics": {"val": val_metrics, "test": test_metrics},
         "history": history,
         "training_seconds": round(seconds, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {"torch": torch.__version__, "timm": timm.__version__,
-                     "python": platform.python_version()},
+        "versions": {
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "python": platform.python_version(),
+        },
     }

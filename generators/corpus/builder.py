@@ -100,8 +100,13 @@ def build_corpus(
     rows = read_manifest(out)
     present = {r.generator_name for r in rows if r.label == "synthetic"}
     report = BuildReport(
-        out_dir=out, added={}, skipped=sorted(present & set(config.generators)),
-        fit_seconds={}, generate_seconds={}, counts={}, audit={},
+        out_dir=out,
+        added={},
+        skipped=sorted(present & set(config.generators)),
+        fit_seconds={},
+        generate_seconds={},
+        counts={},
+        audit={},
         real_skipped=source.skipped_summary(),
     )
     size = config.encoding.size
@@ -174,8 +179,12 @@ def _write_item(
     (out / rel).write_bytes(data)
     h, w = pixels.shape[:2]
     return rel, {
-        "format": enc.format, "width": w, "height": h, "encoding": enc.to_dict(),
-        "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+        "format": enc.format,
+        "width": w,
+        "height": h,
+        "encoding": enc.to_dict(),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
     }
 
 
@@ -194,11 +203,22 @@ def _write_real(
         item_id = f"real-{i:06d}"
         split = split_of[crop.parent]
         rel, facts = _write_item(out, f"real/{split}", item_id, crop.image, config)
-        rows.append(ManifestRow(
-            id=item_id, path=rel, label="real", modality=config.modality, split=split,
-            generator_family=None, generator_name=None, config_hash=None, seed=config.seed,
-            index=i, source_item=crop.parent, **facts,
-        ))
+        rows.append(
+            ManifestRow(
+                id=item_id,
+                path=rel,
+                label="real",
+                modality=config.modality,
+                split=split,
+                generator_family=None,
+                generator_name=None,
+                config_hash=None,
+                seed=config.seed,
+                index=i,
+                source_item=crop.parent,
+                **facts,
+            )
+        )
         if i % 64 == 0 or i == n - 1:
             progress("real", i + 1, n, {})
     return rows
@@ -256,11 +276,22 @@ def _write_synthetic(
             rel, facts = _write_item(
                 out, f"synthetic/{gen.name}/{split}", item_id, samples.images[j], config
             )
-            rows.append(ManifestRow(
-                id=item_id, path=rel, label="synthetic", modality=config.modality, split=split,
-                generator_family=family(gen.name), generator_name=gen.name,
-                config_hash=gen.config_hash, seed=seed, index=j, source_item=src, **facts,
-            ))
+            rows.append(
+                ManifestRow(
+                    id=item_id,
+                    path=rel,
+                    label="synthetic",
+                    modality=config.modality,
+                    split=split,
+                    generator_family=family(gen.name),
+                    generator_name=gen.name,
+                    config_hash=gen.config_hash,
+                    seed=seed,
+                    index=j,
+                    source_item=src,
+                    **facts,
+                )
+            )
         progress(f"generate:{gen.name}", start + count, n, {})
     return rows
 
@@ -294,5 +325,9 @@ def corpus_info(corpus_dir: str | Path) -> dict[str, Any]:
 
 
 __all__: Sequence[str] = [
-    "BuildReport", "CorpusConfig", "build_corpus", "corpus_info", "load_corpus_config",
+    "BuildReport",
+    "CorpusConfig",
+    "build_corpus",
+    "corpus_info",
+    "load_corpus_config",
 ]

@@ -11,7 +11,9 @@ from generators.corpus.manifest import SPLITS
 
 def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}")
+        raise ValueError(
+            f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}"
+        )
     return (float(fractions[0]), float(fractions[1]), float(fractions[2]))
 
 

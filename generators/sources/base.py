@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -27,7 +26,7 @@ class RealItem:
 
     def load(self) -> np.ndarray:
         """The photo as ``(H, W, 3)`` uint8 RGB, through the one image decoder."""
-        return decode_image(self.origin).pixels
+        return _load(self.origin)
 
 
 @dataclass(frozen=True)
@@ -82,29 +81,37 @@ class RealSource:
     ) -> Iterator[Crop]:
         """``n`` random square crops of ``size`` pixels, deterministic for a seed.
 
-        Crops go round-robin over the photos (so each contributes equally), each at a
-        random scale among those at which the photo still holds a ``size`` crop.
+        Every photo contributes ``n // len(photos)`` crops (the first ``n % len`` of a
+        seeded order one more), each at a random scale among those at which the photo
+        still holds a ``size`` crop. A photo's crops come together, so each photo is
+        decoded once per call however large the folder.
         """
         if not self.items:
             raise ValueError(f"real source {self.spec!r} has no usable images")
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(self.items))
-        for i in range(n):
-            item = self.items[int(order[i % len(order)])]
-            photo_scales = [s for s in scales if _fits(self._shape(item.id), s, size)]
+        per, extra = divmod(n, len(self.items))
+        for rank, idx in enumerate(order):
+            count = per + (rank < extra)
+            if not count:
+                continue
+            item = self.items[int(idx)]
+            full = _load(item.origin)
+            photo_scales = [s for s in scales if _fits(full.shape[:2], s, size)]
             if not photo_scales:  # smaller than one crop at every scale: upscale to fit
-                photo_scales = [_min_scale(self._shape(item.id), size)]
-            scale = float(photo_scales[int(rng.integers(len(photo_scales)))])
-            img = self._scaled(item.id, scale)
-            h, w = img.shape[:2]
-            y = int(rng.integers(h - size + 1))
-            x = int(rng.integers(w - size + 1))
-            yield Crop(
-                id=f"{item.id}@{scale:g}:{x},{y}",
-                parent=item.id,
-                scale=scale,
-                image=np.ascontiguousarray(img[y : y + size, x : x + size]),
-            )
+                photo_scales = [_min_scale(full.shape[:2], size)]
+            for _ in range(count):
+                scale = float(photo_scales[int(rng.integers(len(photo_scales)))])
+                img = _scaled(item.origin, scale)
+                h, w = img.shape[:2]
+                y = int(rng.integers(h - size + 1))
+                x = int(rng.integers(w - size + 1))
+                yield Crop(
+                    id=f"{item.id}@{scale:g}:{x},{y}",
+                    parent=item.id,
+                    scale=scale,
+                    image=img[y : y + size, x : x + size].copy(),
+                )
 
     def crop_array(
         self, n: int, *, size: int, seed: int, scales: Sequence[float] = DEFAULT_SCALES
@@ -115,29 +122,26 @@ class RealSource:
             out[i] = crop.image
         return out
 
-    # Photos are decoded once and kept (each scale too), bounded for large folders.
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - the source lives as long as its cache
-    def _scaled(self, item_id: str, scale: float) -> np.ndarray:
-        full = self._full(item_id)
-        if scale == 1.0:
-            return full
-        h, w = full.shape[:2]
-        new = (max(1, round(w * scale)), max(1, round(h * scale)))
-        return np.asarray(Image.fromarray(full).resize(new, Image.Resampling.LANCZOS))
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019
-    def _full(self, item_id: str) -> np.ndarray:
-        return self._by_id()[item_id].load()
+# Decoded photos and their rescaled copies, shared by every source (and subset) in the
+# process. Crops come photo by photo, so a small cache suffices even for large folders.
+@functools.lru_cache(maxsize=8)
+def _load(origin: str) -> np.ndarray:
+    pixels = decode_image(origin).pixels
+    pixels.setflags(write=False)  # shared: nobody may change the cached photo
+    return pixels
 
-    def _shape(self, item_id: str) -> tuple[int, int]:
-        return self._full(item_id).shape[:2]  # type: ignore[return-value]
 
-    @functools.cache  # noqa: B019
-    def _by_id(self) -> dict[str, RealItem]:
-        return {it.id: it for it in self.items}
-
-    def __hash__(self) -> int:  # lru_cache keys on self
-        return id(self)
+@functools.lru_cache(maxsize=24)
+def _scaled(origin: str, scale: float) -> np.ndarray:
+    full = _load(origin)
+    if scale == 1.0:
+        return full
+    h, w = full.shape[:2]
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    scaled = np.asarray(Image.fromarray(full).resize(new, Image.Resampling.LANCZOS))
+    scaled.setflags(write=False)
+    return scaled
 
 
 def _fits(shape: tuple[int, int], scale: float, size: int) -> bool:
@@ -146,6 +150,3 @@ def _fits(shape: tuple[int, int], scale: float, size: int) -> bool:
 
 def _min_scale(shape: tuple[int, int], size: int) -> float:
     return size / min(shape) + 1e-6  # the epsilon keeps rounding at or above `size`
-
-
-ProgressFn = Callable[[int, int], None]

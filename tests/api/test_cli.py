@@ -14,21 +14,50 @@ runner = CliRunner()
 def test_generators_list_shows_every_family() -> None:
     result = runner.invoke(app, ["generators", "list"])
     assert result.exit_code == 0, result.output
-    for name in ("gan_tconv", "gan_nearest", "gan_bilinear", "gan_pixelshuffle", "ae_tconv", "ddpm"):
+    for name in (
+        "gan_tconv",
+        "gan_nearest",
+        "gan_bilinear",
+        "gan_pixelshuffle",
+        "ae_tconv",
+        "ddpm",
+    ):
         assert name in result.output
 
 
 def test_train_then_sample(tmp_path: Path) -> None:
     ckpt = tmp_path / "ckpt"
     result = runner.invoke(
-        app, ["generators", "train", "ae_bilinear", "--real", "starter", "--out", str(ckpt),
-              "--preset", "tiny", "--set", "steps=3"],
+        app,
+        [
+            "generators",
+            "train",
+            "ae_bilinear",
+            "--real",
+            "starter",
+            "--out",
+            str(ckpt),
+            "--preset",
+            "tiny",
+            "--set",
+            "steps=3",
+        ],
     )
     assert result.exit_code == 0, result.output
     meta = json.loads((ckpt / "config.json").read_text())
     assert meta["config"]["steps"] == 3 and meta["real_source"] == "starter"
     result = runner.invoke(
-        app, ["generators", "sample", "--checkpoint", str(ckpt), "-n", "3", "--out", str(tmp_path / "s")]
+        app,
+        [
+            "generators",
+            "sample",
+            "--checkpoint",
+            str(ckpt),
+            "-n",
+            "3",
+            "--out",
+            str(tmp_path / "s"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "s").glob("*.png"))) == 3
@@ -65,8 +94,21 @@ def test_sources_check_lists_skipped_files(tmp_path: Path) -> None:
 def test_corpus_build_and_info(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
     result = runner.invoke(
-        app, ["corpus", "build", "--generators", "gan_bilinear", "--per-generator", "10",
-              "--preset", "tiny", "--size", "32", "--out", str(out)],
+        app,
+        [
+            "corpus",
+            "build",
+            "--generators",
+            "gan_bilinear",
+            "--per-generator",
+            "10",
+            "--preset",
+            "tiny",
+            "--size",
+            "32",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "corpus written to" in result.output

@@ -46,12 +46,27 @@ def build_tiny_corpus(out: Path, source, *, n_per_class: int = 96, size: int = 3
         rel = f"items/{item_id}{enc.extension}"
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         (out / rel).write_bytes(data)
-        rows.append(ManifestRow(
-            id=item_id, path=rel, label=label, modality="image", split=splits[crop.parent],
-            generator_family=fam, generator_name=name, config_hash=None, seed=1, index=i,
-            source_item=crop.parent, format=enc.format, width=size, height=size,
-            encoding=enc.to_dict(), bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
-        ))
+        rows.append(
+            ManifestRow(
+                id=item_id,
+                path=rel,
+                label=label,
+                modality="image",
+                split=splits[crop.parent],
+                generator_family=fam,
+                generator_name=name,
+                config_hash=None,
+                seed=1,
+                index=i,
+                source_item=crop.parent,
+                format=enc.format,
+                width=size,
+                height=size,
+                encoding=enc.to_dict(),
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
     write_manifest(out, rows)
     (out / "corpus.json").write_text(json.dumps({"note": "test corpus"}))
     return out

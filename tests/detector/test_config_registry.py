@@ -27,11 +27,13 @@ def test_from_dict_round_trips_and_coerces_json_types() -> None:
     cfg = Outer(size=32, scales=(0.25,), inner=Inner(a=5), opt="x")
     back = from_dict(Outer, to_dict(cfg))
     assert back == cfg
-    assert from_dict(Outer, {"lr": 1}).lr == 1.0 and isinstance(from_dict(Outer, {"lr": 1}).lr, float)
+    assert from_dict(Outer, {"lr": 1}).lr == 1.0 and isinstance(
+        from_dict(Outer, {"lr": 1}).lr, float
+    )
 
 
 def test_unknown_key_is_an_error_listing_valid_fields() -> None:
-    with pytest.raises(ValueError, match="unknown Outer field.*'nope'.*valid fields"):
+    with pytest.raises(ValueError, match=r"unknown Outer field.*'nope'.*valid fields"):
         from_dict(Outer, {"nope": 1})
 
 

@@ -11,7 +11,9 @@ from detector.inference import Detector
 from tests._media import encode, photo_like, write_bad_folder
 
 
-def test_scan_of_a_mixed_folder_scores_good_files_and_codes_bad_ones(tmp_path: Path, tiny_model) -> None:
+def test_scan_of_a_mixed_folder_scores_good_files_and_codes_bad_ones(
+    tmp_path: Path, tiny_model
+) -> None:
     expected = write_bad_folder(tmp_path)
     det = Detector.load(tiny_model)
     files = sorted(tmp_path.rglob("*"))
@@ -34,7 +36,13 @@ def test_bytes_arrays_and_crops(tiny_model) -> None:
     a, b = det.score([encode(big, "PNG"), big])
     assert a.score == b.score  # lossless bytes and the array are the same pixels
     assert len(a.crops) == 16 and a.crops[a.top_crop]["score"] == max(c["score"] for c in a.crops)
-    assert a.media == {"kind": "image", "format": "png", "width": 140, "height": 100, "bytes": a.media["bytes"]}
+    assert a.media == {
+        "kind": "image",
+        "format": "png",
+        "width": 140,
+        "height": 100,
+        "bytes": a.media["bytes"],
+    }
     bad = det.score(np.zeros((4, 4), np.float32))[0]
     assert bad.error["code"] == "unsupported_media"
 
@@ -42,8 +50,17 @@ def test_bytes_arrays_and_crops(tiny_model) -> None:
 def test_scan_cli_jsonl(tmp_path: Path, tiny_model) -> None:
     (tmp_path / "a.png").write_bytes(encode(photo_like(1), "PNG"))
     (tmp_path / "b.jpg").write_bytes(b"")
-    result = CliRunner().invoke(app, ["scan", str(tmp_path), str(tmp_path / "missing.png"),
-                                      "--model", str(tiny_model), "--jsonl"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "scan",
+            str(tmp_path),
+            str(tmp_path / "missing.png"),
+            "--model",
+            str(tiny_model),
+            "--jsonl",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     by_name = {Path(r["path"]).name: r for r in rows}

@@ -32,7 +32,10 @@ def test_bad_residual_kind_lists_valid_values() -> None:
 
 def test_save_load_round_trip(tmp_path) -> None:
     model = create("image_cnn", preset="tiny").eval()
-    card = {"architecture": "image_cnn", "model_config": {"channels": [8, 16, 32, 64], "dropout": 0.0}}
+    card = {
+        "architecture": "image_cnn",
+        "model_config": {"channels": [8, 16, 32, 64], "dropout": 0.0},
+    }
     save_model(model, card, tmp_path)
     loaded, _ = load_model(tmp_path)
     x = torch.rand(2, 3, 32, 32)
@@ -41,7 +44,12 @@ def test_save_load_round_trip(tmp_path) -> None:
 
 
 def test_grid_covers_large_images_and_caps_the_count() -> None:
-    assert grid_boxes(64, 64, 32) == [(0, 0, 32, 32), (32, 0, 32, 32), (0, 32, 32, 32), (32, 32, 32, 32)]
+    assert grid_boxes(64, 64, 32) == [
+        (0, 0, 32, 32),
+        (32, 0, 32, 32),
+        (0, 32, 32, 32),
+        (32, 32, 32, 32),
+    ]
     boxes = grid_boxes(1000, 3000, 32, max_crops=16)
     assert len(boxes) <= 16 and len({b[0] for b in boxes}) > 1 and len({b[1] for b in boxes}) > 1
     assert max(x + w for x, _, w, _ in boxes) == 3000 and max(y + h for _, y, _, h in boxes) == 1000

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from detector.eval.evaluate import evaluate
-from detector.inference import Detector
 from detector.train.image import train_image_detector
 
 
@@ -16,7 +15,9 @@ def test_training_lowers_the_loss_and_writes_a_card(tiny_model) -> None:
     assert hist[-1]["train_loss"] < hist[0]["train_loss"]
     assert card["generators"] == ["fam_bilinear", "fam_nearest"]
     cal = card["calibration"]
-    assert cal["temperature"] > 0 and cal["uncertain_low"] <= cal["threshold"] <= cal["uncertain_high"]
+    assert (
+        cal["temperature"] > 0 and cal["uncertain_low"] <= cal["threshold"] <= cal["uncertain_high"]
+    )
     assert set(card["split_sizes"]) == {"train", "val", "test"}
     assert card["metrics"]["test"]["overall"]["auc"] is not None
     assert (tiny_model / "model.safetensors").stat().st_size < 10 * 2**20
@@ -25,20 +26,35 @@ def test_training_lowers_the_loss_and_writes_a_card(tiny_model) -> None:
 def test_training_resumes_from_its_last_epoch(tmp_path, tiny_corpus) -> None:
     train_image_detector([tiny_corpus], tmp_path, preset="tiny", train_overrides={"epochs": 1})
     first = json.loads((tmp_path / "card.json").read_text())["history"]
-    result = train_image_detector([tiny_corpus], tmp_path, preset="tiny", train_overrides={"epochs": 1})
+    result = train_image_detector(
+        [tiny_corpus], tmp_path, preset="tiny", train_overrides={"epochs": 1}
+    )
     assert result.history == first  # nothing left to do: the saved state is complete
     with pytest.raises(ValueError, match="real and synthetic"):
-        train_image_detector([tiny_corpus], tmp_path / "x", preset="tiny",
-                             train_overrides={"exclude_families": ["fam_nearest", "fam_bilinear"]})
+        train_image_detector(
+            [tiny_corpus],
+            tmp_path / "x",
+            preset="tiny",
+            train_overrides={"exclude_families": ["fam_nearest", "fam_bilinear"]},
+        )
 
 
 def test_evaluate_writes_metrics_plots_and_summary(tmp_path, tiny_corpus, tiny_model) -> None:
-    report = evaluate(tiny_model, [tiny_corpus], tmp_path, robustness=True, leave_one_out=True,
-                      loo_preset="tiny", loo_overrides={"epochs": 1})
+    report = evaluate(
+        tiny_model,
+        [tiny_corpus],
+        tmp_path,
+        robustness=True,
+        leave_one_out=True,
+        loo_preset="tiny",
+        loo_overrides={"epochs": 1},
+    )
     for f in ("metrics.json", "roc.png", "scores.png", "leave_one_out.png", "summary.md"):
         assert (tmp_path / f).stat().st_size > 0
     assert set(report["per_generator"]) == {"fam_bilinear", "fam_nearest"}
-    assert {"jpeg_q50", "resize_0.5", "blur_2", "noise_5", "resize_0.5+jpeg_q60"} <= set(report["robustness"])
+    assert {"jpeg_q50", "resize_0.5", "blur_2", "noise_5", "resize_0.5+jpeg_q60"} <= set(
+        report["robustness"]
+    )
     loo = report["leave_one_out"]
     assert set(loo["held_out_auc"]) == {"fam_bilinear", "fam_nearest"}
     assert loo["mean_auc"] == pytest.approx(np.mean(list(loo["held_out_auc"].values())))

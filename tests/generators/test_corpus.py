@@ -18,8 +18,11 @@ SIZE = 32
 
 def tiny_config(**kw) -> CorpusConfig:
     base = dict(
-        generators=GENS, per_generator=40, preset="tiny",
-        encoding=EncodingConfig(size=SIZE, jpeg_fraction=0.6, jpeg_quality=(60, 95)), seed=3,
+        generators=GENS,
+        per_generator=40,
+        preset="tiny",
+        encoding=EncodingConfig(size=SIZE, jpeg_fraction=0.6, jpeg_quality=(60, 95)),
+        seed=3,
     )
     base.update(kw)
     return CorpusConfig(**base)
@@ -111,9 +114,10 @@ def test_extend_adds_a_generator_and_keeps_the_rest(corpus, starter) -> None:
 
 def test_extend_refuses_different_settings(corpus, starter) -> None:
     out, _ = corpus
-    with pytest.raises(ValueError, match="settings differ.*encoding"):
-        build_corpus(tiny_config(encoding=EncodingConfig(size=SIZE, jpeg_fraction=0.1)), out,
-                     source=starter)
+    with pytest.raises(ValueError, match=r"settings differ.*encoding"):
+        build_corpus(
+            tiny_config(encoding=EncodingConfig(size=SIZE, jpeg_fraction=0.1)), out, source=starter
+        )
 
 
 def test_same_config_gives_the_same_items(tmp_path, starter) -> None:
@@ -133,8 +137,13 @@ def test_build_from_a_folder_with_bad_files(tmp_path) -> None:
         Image.fromarray(photo_like(10 + i, (80, 90))).save(real / f"extra{i}.png")
     cfg = tiny_config(real=str(real), generators=("ae_tconv",), per_generator=8)
     report = build_corpus(cfg, tmp_path / "c")
-    assert report.real_skipped == {"corrupt_media": 2, "empty": 1, "too_large": 1,
-                                   "too_small": 1, "unsupported_media": 2}
+    assert report.real_skipped == {
+        "corrupt_media": 2,
+        "empty": 1,
+        "too_large": 1,
+        "too_small": 1,
+        "unsupported_media": 2,
+    }
     assert report.added == {"real": 8, "ae_tconv": 8}
 
 
