@@ -93,7 +93,10 @@ def generators_list() -> None:
     from detector.config import to_dict
     from generators import create, names
 
-    table = Table("name", "family", "modality", "needs real input", "default config")
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    for column in ("family", "modality", "needs real input", "default config"):
+        table.add_column(column)
     for name in names():
         gen = create(name)
         cfg = to_dict(gen.config)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -123,25 +124,51 @@ class RealSource:
         return out
 
 
-# Decoded photos and their rescaled copies, shared by every source (and subset) in the
-# process. Crops come photo by photo, so a small cache suffices even for large folders.
-@functools.lru_cache(maxsize=8)
+class _PhotoCache:
+    """Decoded photos and their rescaled copies, shared by every source (and subset) in
+    the process, least recently used first out, bounded in bytes rather than in count:
+    the 19 starter photos at three scales fit (~60 MB), a folder of 12 Mpx photos keeps
+    its last few dozen."""
+
+    def __init__(self, max_bytes: int = 512 * 2**20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, float], np.ndarray] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, origin: str, scale: float) -> np.ndarray:
+        key = (origin, scale)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        if scale == 1.0:
+            pixels = decode_image(origin).pixels
+        else:
+            full = self.get(origin, 1.0)
+            h, w = full.shape[:2]
+            new = (max(1, round(w * scale)), max(1, round(h * scale)))
+            pixels = np.asarray(Image.fromarray(full).resize(new, Image.Resampling.LANCZOS))
+        pixels.setflags(write=False)  # shared: nobody may change a cached photo
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = pixels
+                self._bytes += pixels.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _key, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+        return pixels
+
+
+_CACHE = _PhotoCache()
+
+
 def _load(origin: str) -> np.ndarray:
-    pixels = decode_image(origin).pixels
-    pixels.setflags(write=False)  # shared: nobody may change the cached photo
-    return pixels
+    return _CACHE.get(origin, 1.0)
 
 
-@functools.lru_cache(maxsize=24)
 def _scaled(origin: str, scale: float) -> np.ndarray:
-    full = _load(origin)
-    if scale == 1.0:
-        return full
-    h, w = full.shape[:2]
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    scaled = np.asarray(Image.fromarray(full).resize(new, Image.Resampling.LANCZOS))
-    scaled.setflags(write=False)
-    return scaled
+    return _CACHE.get(origin, scale)
 
 
 def _fits(shape: tuple[int, int], scale: float, size: int) -> bool:
