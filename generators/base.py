@@ -78,9 +78,7 @@ class Generator(abc.ABC):
         """Train on crops of ``source``'s real images; returns what the training did."""
 
     @abc.abstractmethod
-    def generate(
-        self, n: int, *, seed: int, source: RealSource | None = None
-    ) -> Samples:
+    def generate(self, n: int, *, seed: int, source: RealSource | None = None) -> Samples:
         """``n`` samples; the same seed (and source) gives the same output."""
 
     def to(self, device: str | torch.device) -> Generator:

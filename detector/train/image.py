@@ -153,6 +153,7 @@ def train_image_detector(
             best_loss, best_state, bad_epochs = val_loss, copy.deepcopy(model.state_dict()), 0
         else:
             bad_epochs += 1
+        tmp = state_path.with_suffix(".tmp")
         torch.save(
             {
                 "fingerprint": fingerprint,
@@ -167,8 +168,9 @@ def train_image_detector(
                 "bad_epochs": bad_epochs,
                 "history": history,
             },
-            state_path,
+            tmp,
         )
+        tmp.replace(state_path)  # atomic: a crash mid-write keeps the previous epoch
     train_seconds = time.perf_counter() - t0
     if best_state is not None:
         model.load_state_dict(best_state)
