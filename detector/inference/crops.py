@@ -20,11 +20,12 @@ def grid_boxes(
 ) -> list[tuple[int, int, int, int]]:
     """``(x, y, w, h)`` boxes of ``size`` squares covering the image, evenly spread.
 
-    Enough crops per axis to cover it (``ceil(L / size)``), capped so that at most
-    ``max_crops`` are taken; past the cap they are spread evenly rather than adjacent.
+    Crops overlap by half (``ceil(2L / size) - 1`` per axis, so a 64 px side gets 3
+    crops of 32), which averages out where a crop boundary falls; the count is
+    capped so that at most ``max_crops`` are taken, spread evenly over the image.
     Images smaller than ``size`` give one box (the image is padded to it).
     """
-    ny, nx = math.ceil(height / size), math.ceil(width / size)
+    ny, nx = (max(1, math.ceil(2 * n / size) - 1) for n in (height, width))
     while ny * nx > max_crops:
         if ny >= nx:
             ny -= 1
