@@ -19,9 +19,12 @@ from PIL import Image, ImageFilter
 class AugmentConfig:
     p_rescale: float = 0.5
     rescale: tuple[float, float] = (0.5, 1.5)  # covers a 0.5x downscale at test time
-    p_blur: float = 0.2
+    # Blur and heavy JPEG erase the traces of smooth generators (autoencoders on smooth
+    # photos): at p_blur 0.2 / p_jpeg 0.6 the held-out AUC was 0.955, at 0.1 / 0.4 0.976
+    # (same corpus, same epochs).
+    p_blur: float = 0.1
     blur_sigma: tuple[float, float] = (0.0, 3.0)
-    p_jpeg: float = 0.6
+    p_jpeg: float = 0.4
     jpeg_quality: tuple[int, int] = (30, 100)
     p_flip: float = 0.5
 

@@ -10,8 +10,11 @@ from detector.data.augment import AugmentConfig
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 40  # an upper bound: early stopping on validation loss ends most runs sooner
-    patience: int = 6  # epochs without a better validation loss before stopping
+    # An upper bound: early stopping on validation loss ends a run sooner. With the
+    # augmentation on, validation loss still fell at epoch 40 (held-out AUC 0.976 at 38
+    # epochs, 0.996 at 60).
+    epochs: int = 60
+    patience: int = 10  # epochs without a better validation loss before stopping
     batch_size: int = 128
     lr: float = 2e-3  # AdamW, from scratch, cosine-decayed to 5% of this
     weight_decay: float = 0.05
