@@ -298,6 +298,9 @@ def evaluate_cmd(
         bool, typer.Option(help="AUC after JPEG, resize, blur and noise.")
     ] = False,
     preset: Annotated[str, typer.Option(help="Preset of the leave-one-out trainings.")] = "default",
+    train_set: Annotated[
+        list[str], typer.Option("--train-set", help="Leave-one-out training override KEY=VALUE.")
+    ] = [],  # noqa: B006
 ) -> None:
     """Evaluate a detector on the corpora's test split."""
     from detector.eval.evaluate import evaluate
@@ -310,6 +313,7 @@ def evaluate_cmd(
             leave_one_out=leave_one_out,
             robustness=robustness,
             loo_preset=preset,
+            loo_overrides=_parse_sets(train_set),
             on_progress=bars.update,
         )
     console.print((out / "summary.md").read_text())
