@@ -35,10 +35,10 @@ def build_tiny_corpus(out: Path, source, *, n_per_class: int = 96, size: int = 3
     rows = []
     crops = list(source.crops(2 * n_per_class, size=size, seed=1))
     for i, crop in enumerate(crops):
-        if i < n_per_class:
+        if i % 2 == 0:  # alternate, so every photo gives both classes
             label, name, fam, img = "real", None, None, crop.image
         else:
-            name = list(FAMILIES)[i % 2]
+            name = list(FAMILIES)[(i // 2) % 2]
             label, fam, img = "synthetic", name, _trace(crop.image, FAMILIES[name])
         item_id = f"{name or 'real'}-{i:05d}"
         enc = choose_encoding(enc_cfg, corpus_seed=0, item_id=item_id)
