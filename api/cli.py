@@ -228,10 +228,13 @@ def _print_build(report: Any, seconds: float) -> None:
     )
     console.print(f"items by split - {counts}")
     a = report.audit
+
+    def auc(key: str) -> str:
+        return "n/a" if a[key] is None else f"{a[key]:.3f}"
+
     console.print(
-        "encoding audit (AUC, 0.5 = no signal): "
-        f"format {a['auc_format']}, JPEG quality {a['auc_jpeg_quality']}, "
-        f"file bytes {a['auc_file_bytes']}"
+        f"encoding audit (AUC of one fact alone, 0.5 = no signal): format {auc('auc_format')}, "
+        f"JPEG quality {auc('auc_jpeg_quality')}, file bytes {auc('auc_file_bytes')}"
     )
     console.print(f"[bold green]corpus written to {report.out_dir.resolve()}[/] in {seconds:.0f}s")
 
