@@ -15,18 +15,13 @@ from detector.eval.metrics import binary_metrics
 from detector.eval.plots import histogram_plot, matrix_plot, roc_plot
 from detector.eval.robustness import PERTURBATIONS
 from detector.inference import Detector
-from detector.inference.batch import score_pixels
+from detector.inference.batch import mean_logits
 
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 
 
 def _probs(det: Detector, pixels: Sequence[np.ndarray]) -> np.ndarray:
-    logits = np.array(
-        [
-            r.logit
-            for r in score_pixels(det.model, pixels, size=det.input_size, max_crops=det.max_crops)
-        ]
-    )
+    logits = mean_logits(det.model, pixels, size=det.input_size, max_crops=det.max_crops)
     return det.calibration.probability(logits)
 
 

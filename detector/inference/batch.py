@@ -59,3 +59,10 @@ def score_pixels(
         pos += n
         out.append(ImageLogits(float(crop_logits.mean()), crop_logits.tolist(), boxes[i]))
     return out
+
+
+def mean_logits(
+    model: nn.Module, images: Sequence[np.ndarray], *, size: int, max_crops: int = 16
+) -> np.ndarray:
+    """``(N,)`` image logits (the mean over each image's crops)."""
+    return np.array([r.logit for r in score_pixels(model, images, size=size, max_crops=max_crops)])

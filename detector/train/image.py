@@ -23,7 +23,7 @@ from detector.data.augment import augment, random_crop
 from detector.data.corpus import Item, load_pixels, read_items, select
 from detector.eval.calibration import Calibration, calibrate
 from detector.eval.metrics import binary_metrics
-from detector.inference.batch import score_pixels, to_batch
+from detector.inference.batch import mean_logits, to_batch
 from detector.models import create, save_model
 from detector.models.checkpoint import model_config_dict
 from detector.train.config import TrainConfig
@@ -130,9 +130,7 @@ def train_image_detector(
                 steps_per_epoch,
                 {"loss": float(np.mean(losses[-20:]))},
             )
-        val_logits = np.array(
-            [r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)]
-        )
+        val_logits = mean_logits(model, val_px, size=size, max_crops=cfg.max_crops)
         val_loss = float(
             F.binary_cross_entropy_with_logits(
                 torch.from_numpy(val_logits), torch.from_numpy(y_val).double()
@@ -175,9 +173,7 @@ def train_image_detector(
     if best_state is not None:
         model.load_state_dict(best_state)
 
-    val_logits = np.array(
-        [r.logit for r in score_pixels(model, val_px, size=size, max_crops=cfg.max_crops)]
-    )
+    val_logits = mean_logits(model, val_px, size=size, max_crops=cfg.max_crops)
     cal = calibrate(val_logits, y_val)
     test_metrics = evaluate_items(model, cal, test_items, size=size, max_crops=cfg.max_crops)
     card = _card(
@@ -210,7 +206,7 @@ def evaluate_items(
     if not items:
         return {}
     px = pixels if pixels is not None else load_pixels(items)
-    logits = np.array([r.logit for r in score_pixels(model, px, size=size, max_crops=max_crops)])
+    logits = mean_logits(model, px, size=size, max_crops=max_crops)
     probs = cal.probability(logits)
     y = np.array([it.label for it in items])
     result = {"overall": binary_metrics(y, probs, threshold=cal.threshold), "per_generator": {}}

@@ -45,3 +45,11 @@ class Smoothed:
             old = self.values.get(k)
             self.values[k] = v if old is None else self.beta * old + (1 - self.beta) * v
         return dict(self.values)
+
+
+def item_seeds(seed: int, n: int) -> list[int]:
+    """Per-item seeds derived from a call's ``seed``: items do not depend on batching,
+    and calls with nearby seeds share no samples."""
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n, np.uint32)]

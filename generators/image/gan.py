@@ -20,7 +20,7 @@ from torch import nn
 
 from detector.config import check_choice, check_preset, from_dict
 from generators.base import FitReport, Generator, Samples, StepFn
-from generators.image._tensor import Smoothed, minibatches, to_tensor, to_uint8
+from generators.image._tensor import Smoothed, item_seeds, minibatches, to_tensor, to_uint8
 from generators.image._upsample import UPSAMPLE_KINDS, Upsample2x
 from generators.registry import register
 from generators.sources import DEFAULT_SCALES, RealSource
@@ -248,16 +248,16 @@ class GAN(Generator):
         with nearby seeds share no samples.
         """
         cfg: GANConfig = self.config
-        item_seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(n, np.uint32)]
+        seeds = item_seeds(seed, n)
         gen = self.nets["generator"].eval()
         chunks: list[np.ndarray] = []
         with torch.inference_mode():
             for i in range(0, n, GENERATE_BATCH):
-                z = torch.stack([_latent(s, cfg.z_dim) for s in item_seeds[i : i + GENERATE_BATCH]])
+                z = torch.stack([_latent(s, cfg.z_dim) for s in seeds[i : i + GENERATE_BATCH]])
                 chunks.append(to_uint8(gen(z.to(self.device))))
         size = cfg.image_size
         images = np.concatenate(chunks) if chunks else np.empty((0, size, size, 3), np.uint8)
-        return Samples(images=images, sources=[None] * n, seeds=item_seeds)
+        return Samples(images=images, sources=[None] * n, seeds=seeds)
 
 
 def _latent(seed: int, z_dim: int) -> torch.Tensor:

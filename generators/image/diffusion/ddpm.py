@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from generators.base import FitReport, Generator, Samples, StepFn
-from generators.image._tensor import Smoothed, minibatches, to_tensor, to_uint8
+from generators.image._tensor import Smoothed, item_seeds, minibatches, to_tensor, to_uint8
 from generators.image.diffusion.config import DDPMConfig
 from generators.image.diffusion.process import GaussianDiffusion
 from generators.image.diffusion.unet import Unet
@@ -101,7 +101,7 @@ class DDPM(Generator):
 
     def generate(self, n: int, *, seed: int, source: RealSource | None = None) -> Samples:
         cfg: DDPMConfig = self.config
-        seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(n, np.uint32)]
+        seeds = item_seeds(seed, n)
         images = np.empty((n, cfg.image_size, cfg.image_size, 3), dtype=np.uint8)
         ema = self.nets["ema"].eval()
         for lo in range(0, n, cfg.sample_batch):
