@@ -13,11 +13,10 @@ import numpy as np
 import torch
 
 from detector.eval.calibration import Calibration
+from detector.identity import default_model_dir, model_identity
 from detector.inference.batch import score_pixels
 from detector.media import ImageLimits, MediaError, decode_image
 from detector.models import load_model
-
-DEFAULT_MODELS = Path(__file__).resolve().parent.parent / "weights"
 
 ImageInput = str | Path | bytes | np.ndarray
 
@@ -67,13 +66,10 @@ class Detector:
     @classmethod
     def load(cls, path: str | Path | None = None, *, device: str = "cpu") -> Detector:
         """Load a model folder; ``None`` loads the image model shipped with the package."""
-        folder = Path(path) if path is not None else DEFAULT_MODELS / "image"
+        folder = Path(path) if path is not None else default_model_dir("image")
+        ident = model_identity(folder)
         model, card = load_model(folder)
-        version = (
-            card.get("version")
-            or hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()[:12]
-        )
-        return cls(model.to(device), card, name=card.get("name", folder.name), version=str(version))
+        return cls(model.to(device), card, name=ident.name, version=ident.version)
 
     def score(
         self, inputs: ImageInput | Sequence[ImageInput], *, batch_size: int = 256

@@ -6,6 +6,7 @@ from detector.media.image import (
     DecodedImage,
     ImageLimits,
     decode_image,
+    probe_image,
     sniff_image_format,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ImageLimits",
     "MediaError",
     "decode_image",
+    "probe_image",
     "sniff_image_format",
 ]

@@ -90,20 +90,30 @@ def sniff_image_format(data: bytes) -> str | None:
         return None
 
 
-def decode_image(source: bytes | str | Path, *, limits: ImageLimits | None = None) -> DecodedImage:
-    """Decode ``source`` (bytes or a path) into RGB pixels, or raise :class:`MediaError`.
+def probe_image(
+    source: bytes | str | Path, *, limits: ImageLimits | None = None
+) -> tuple[str, int, int]:
+    """Check what an image claims from its header alone: ``(format, width, height)``.
 
-    Codes: ``empty`` (0 bytes), ``too_large`` (bytes or pixels over the limits),
-    ``unsupported_media`` (not an image, or a format outside ``IMAGE_FORMATS``),
-    ``corrupt_media`` (truncated or undecodable).
+    Cheap (no pixel is decoded), for rejecting uploads early: ``empty``,
+    ``unsupported_media`` and ``too_large`` as :func:`decode_image` raises them, and
+    ``corrupt_media`` for a known signature whose header does not parse. Damage past
+    the header is found by the full decode.
     """
     limits = limits or ImageLimits()
     data = _read(source, limits)
+    img = _open(data)
+    with img:
+        return _check_header(img, limits)
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open (parse the header of) ``data``; map every failure to a coded error."""
     try:
         with warnings.catch_warnings():
             # We check the pixel count ourselves, before decoding.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            return Image.open(io.BytesIO(data))
     except Image.DecompressionBombError as exc:
         raise MediaError("too_large", f"image has too many pixels ({exc})") from None
     except Exception:
@@ -116,22 +126,39 @@ def decode_image(source: bytes | str | Path, *, limits: ImageLimits | None = Non
             "unsupported_media",
             "not a recognised image (supported: PNG, JPEG, WebP, BMP, TIFF, GIF)",
         ) from None
+
+
+def _check_header(img: Image.Image, limits: ImageLimits) -> tuple[str, int, int]:
+    fmt = img.format or "unknown"
+    if fmt not in IMAGE_FORMATS:
+        raise MediaError(
+            "unsupported_media",
+            f"image format {fmt} is not supported (supported: {', '.join(IMAGE_FORMATS)})",
+        )
+    width, height = img.size
+    if width < limits.min_side or height < limits.min_side:
+        raise MediaError("empty", f"image has no pixels ({width}x{height})")
+    if width * height > limits.max_pixels:
+        raise MediaError(
+            "too_large",
+            f"image is {width}x{height} = {width * height:,} pixels; "
+            f"the limit is {limits.max_pixels:,}",
+        )
+    return fmt, width, height
+
+
+def decode_image(source: bytes | str | Path, *, limits: ImageLimits | None = None) -> DecodedImage:
+    """Decode ``source`` (bytes or a path) into RGB pixels, or raise :class:`MediaError`.
+
+    Codes: ``empty`` (0 bytes), ``too_large`` (bytes or pixels over the limits),
+    ``unsupported_media`` (not an image, or a format outside ``IMAGE_FORMATS``),
+    ``corrupt_media`` (truncated or undecodable).
+    """
+    limits = limits or ImageLimits()
+    data = _read(source, limits)
+    img = _open(data)
     with img:
-        fmt = img.format or "unknown"
-        if fmt not in IMAGE_FORMATS:
-            raise MediaError(
-                "unsupported_media",
-                f"image format {fmt} is not supported (supported: {', '.join(IMAGE_FORMATS)})",
-            )
-        width, height = img.size
-        if width < limits.min_side or height < limits.min_side:
-            raise MediaError("empty", f"image has no pixels ({width}x{height})")
-        if width * height > limits.max_pixels:
-            raise MediaError(
-                "too_large",
-                f"image is {width}x{height} = {width * height:,} pixels; "
-                f"the limit is {limits.max_pixels:,}",
-            )
+        fmt, _, _ = _check_header(img, limits)
         try:
             img.seek(0)  # GIF / multi-page TIFF: the first frame
             with warnings.catch_warnings():

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from detector.inference import Detector
-from detector.inference.detector import DEFAULT_MODELS
+from detector.identity import WEIGHTS_DIR
 from tests._media import encode, photo_like
 
 
 def test_shipped_image_model_loads_and_scores() -> None:
-    folder = DEFAULT_MODELS / "image"
+    folder = WEIGHTS_DIR / "image"
     assert (folder / "model.safetensors").stat().st_size < 10 * 2**20
     det = Detector.load()  # no path: the shipped model
     card = det.card

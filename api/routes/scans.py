@@ -1,0 +1,111 @@
+"""``/v1/scans``: upload one file, read its result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from api.deps import DispatcherDep, SettingsDep, TenantDep
+from api.errors import media_status
+from api.routes._forms import files_of, multipart_doc, read_form
+from api.schemas import ScanAccepted, ScanList, ScanOut
+from worker import intake
+from worker.contract import scan_view
+from worker.settings import Settings
+
+router = APIRouter(prefix="/v1/scans", tags=["scans"])
+
+FINISHED = ("done", "failed", "canceled")
+
+
+def _view(scan_id: str, tenant_id: int, settings: Settings) -> dict[str, Any]:
+    return scan_view(intake.get_scan(scan_id, tenant_id=tenant_id, settings=settings))
+
+
+async def wait_for(
+    scan_id: str, tenant_id: int, settings: Settings, timeout_s: float
+) -> dict[str, Any]:
+    """Poll the scan until it is finished or ``timeout_s`` has passed (short sleeps first)."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.002
+    while True:
+        view = await run_in_threadpool(_view, scan_id, tenant_id, settings)
+        left = deadline - time.monotonic()
+        if view["status"] in FINISHED or left <= 0:
+            return view
+        await asyncio.sleep(min(delay, left))
+        delay = min(delay * 1.5, 0.1)
+
+
+def finished_response(view: dict[str, Any]) -> JSONResponse:
+    """A finished scan: 200, or the decoder's status (415/422/413) when it failed."""
+    status = 200
+    if view["status"] == "failed" and view["error"]:
+        status = media_status(view["error"]["code"] or "")
+    return JSONResponse(view, status_code=status)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=ScanAccepted,
+    responses={200: {"model": ScanOut, "description": "finished within ?wait="}},
+    openapi_extra=multipart_doc("file", many=False),
+)
+async def create_scan(
+    request: Request,
+    tenant_id: TenantDep,
+    settings: SettingsDep,
+    dispatcher: DispatcherDep,
+    wait: Annotated[
+        float, Query(ge=0, description="seconds to wait for the result (0: answer at once)")
+    ] = 0,
+) -> Any:
+    """Upload one file (multipart field ``file``): 202 with the scan id and a status URL,
+    or the finished result when it is ready within ``?wait=``."""
+    form = await read_form(request, max_files=1)
+    files = files_of(form)
+    if not files:
+        raise HTTPException(422, "the multipart field 'file' is missing")
+    upload = files[0]
+    scan_id = await run_in_threadpool(
+        intake.submit_upload,
+        intake.Upload(upload.filename or "upload", upload.file),
+        tenant_id=tenant_id,
+        settings=settings,
+        dispatcher=dispatcher,
+    )
+    await form.close()
+    status_url = str(request.url_for("get_scan", scan_id=scan_id))
+    if wait > 0:
+        view = await wait_for(scan_id, tenant_id, settings, min(wait, settings.max_wait_s))
+        if view["status"] in FINISHED:
+            return finished_response(view)
+    return JSONResponse(
+        {"id": scan_id, "status": "queued", "status_url": status_url},
+        status_code=202,
+        headers={"Location": status_url},
+    )
+
+
+@router.get("", response_model=ScanList)
+def list_scans(
+    tenant_id: TenantDep,
+    settings: SettingsDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """The tenant's most recent scans, newest first."""
+    scans = intake.recent_scans(tenant_id=tenant_id, settings=settings, limit=limit)
+    return {"scans": [scan_view(s) for s in scans]}
+
+
+@router.get("/{scan_id}", response_model=ScanOut)
+def get_scan(scan_id: str, tenant_id: TenantDep, settings: SettingsDep) -> dict[str, Any]:
+    """One scan's result contract; another tenant's scan is 404."""
+    return _view(scan_id, tenant_id, settings)

@@ -1,0 +1,113 @@
+"""Request and response bodies (the result contract of DESIGN.md, as OpenAPI schemas)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Media(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    sha256: str | None
+    kind: str | None = None
+    format: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Crop(BaseModel):
+    box: list[int] = Field(description="[x, y, width, height] in the decoded image")
+    score: float
+
+
+class Timings(BaseModel):
+    queue_ms: float | None
+    decode_ms: float | None
+    model_ms: float | None
+    total_ms: float | None
+
+
+class ErrorInfo(BaseModel):
+    code: str | None
+    message: str | None
+
+
+class ScanOut(BaseModel):
+    id: str
+    status: Literal["queued", "running", "done", "failed", "canceled"]
+    filename: str
+    batch_id: str | None
+    position: int | None
+    created_at: str | None
+    finished_at: str | None
+    media: Media
+    verdict: Literal["synthetic", "uncertain", "authentic", "not_applicable"] | None
+    score: float | None = Field(description="calibrated probability that the file is synthetic")
+    model: ModelRef | None
+    crops: list[Crop]
+    top_crop: int | None
+    segments: list[dict[str, Any]]
+    frames: list[dict[str, Any]]
+    cached: bool = Field(description="answered from an earlier result for the same content")
+    attempts: int
+    timings: Timings
+    error: ErrorInfo | None
+
+
+class ScanAccepted(BaseModel):
+    id: str
+    status: str
+    status_url: str
+
+
+class ScanList(BaseModel):
+    scans: list[ScanOut]
+
+
+class BatchCreate(BaseModel):
+    """A server-side batch: a folder or a manifest file under the configured batch roots."""
+
+    model_config = ConfigDict(extra="forbid")
+    directory: str | None = None
+    manifest: str | None = None
+
+
+class BatchCounts(BaseModel):
+    queued: int
+    running: int
+    done: int
+    failed: int
+    canceled: int
+
+
+class BatchOut(BaseModel):
+    id: str
+    status: Literal["expanding", "running", "done", "canceled", "failed"]
+    source_kind: str
+    source: str | None
+    total: int
+    counts: BatchCounts
+    progress: float = Field(description="finished items / items known so far")
+    created_at: str
+    finished_at: str | None
+    error: ErrorInfo | None
+    status_url: str
+    results_url: str
+
+
+class ModelOut(BaseModel):
+    modality: str
+    name: str
+    version: str
+    threshold: float | None
+    uncertain_band: list[float] | None
+    metrics: dict[str, Any]
+    trained: dict[str, Any]

@@ -1,0 +1,34 @@
+"""Persistence: SQLAlchemy tables, sessions, and Alembic migrations."""
+
+from worker.db.migrate import migrate
+from worker.db.models import (
+    BATCH_STATUSES,
+    SCAN_STATUSES,
+    ApiKey,
+    Base,
+    Batch,
+    Result,
+    Scan,
+    Tenant,
+    new_id,
+    utcnow,
+)
+from worker.db.session import dispose_engines, get_engine, session_factory, session_scope
+
+__all__ = [
+    "BATCH_STATUSES",
+    "SCAN_STATUSES",
+    "ApiKey",
+    "Base",
+    "Batch",
+    "Result",
+    "Scan",
+    "Tenant",
+    "dispose_engines",
+    "get_engine",
+    "migrate",
+    "new_id",
+    "session_factory",
+    "session_scope",
+    "utcnow",
+]

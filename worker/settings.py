@@ -1,0 +1,96 @@
+"""Infrastructure settings (broker, database, storage, limits, keys), from ``SYNTHGUARD_*``.
+
+Hyperparameters live in the dataclass configs of ``detector`` and ``generators``; this
+class only says where things run and how much they may take.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SYNTHGUARD_", extra="ignore")
+
+    # Where state lives. The SQLite database and the upload store default to here.
+    data_dir: Path = Path("synthguard-data")
+    database_url: str | None = None  # e.g. postgresql+psycopg://user@host/db; SQLite if unset
+    redis_url: str | None = None  # unset: the embedded default runs tasks in-process
+    storage_dir: Path | None = None  # uploads by sha256; default data_dir/blobs
+    retention_days: float = 30.0  # uploaded bytes older than this are deleted; 0 keeps them
+
+    # The API.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # None: keys are required unless the server listens on loopback only (the embedded
+    # default runs open on localhost, and says so at start).
+    require_keys: bool | None = None
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_batch_files: int = 10_000  # files in one multipart batch request
+    max_batch_request_bytes: int = 2 * 1024**3  # one multipart batch request, all files
+    max_batch_items: int = 5_000_000  # items in one server-side batch
+    batch_roots: list[Path] = Field(default_factory=list)  # server-side batches only under these
+    max_wait_s: float = 60.0  # the longest ?wait= a client may ask for
+
+    # Models: a folder per modality; unset uses the model shipped with the package.
+    image_model: Path | None = None
+
+    # Workers.
+    embedded_workers: int = 2  # in-process pool size of the embedded default
+    chunk_size: int = 16  # batch items per task: the worker scores them as one micro-batch
+    torch_threads: int = 0  # per worker process; 0: cores / worker processes
+    soft_time_limit_s: int = 240
+    hard_time_limit_s: int = 300
+    # A queued item whose message was lost (a broker restart without persistence) is sent
+    # again after this long with its queue empty; a running one after the hard limit.
+    redispatch_after_s: float = 30.0
+    janitor_interval_s: float = 5.0
+
+    @field_validator("batch_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, v: object) -> object:
+        # SYNTHGUARD_BATCH_ROOTS=/data/a:/data/b, like PATH; JSON lists work too.
+        if isinstance(v, str) and not v.lstrip().startswith("["):
+            return [p for p in v.split(os.pathsep) if p]
+        return v
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'synthguard.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.storage_dir or self.data_dir / "blobs"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def keys_required(self) -> bool:
+        if self.require_keys is not None:
+            return self.require_keys
+        return not _is_loopback(self.host)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,82 @@
+"""Uploaded bytes, stored once per content under ``root/ab/abcdef...`` (sha256).
+
+Workers receive scan ids and read bytes from here (or from a server-side path), never
+through the broker. Writes are atomic (temporary file, then rename), so a reader never
+sees half a file and two writers of the same content cannot corrupt it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+_CHUNK = 1 << 20
+
+
+class BlobStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, sha256: str) -> Path:
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256
+
+    def put_file(self, src: BinaryIO) -> tuple[str, int, bool]:
+        """Copy a readable binary stream in; returns ``(sha256, n_bytes, newly_stored)``."""
+        return self.put_chunks(iter(lambda: src.read(_CHUNK), b""))
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int, bool]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        n = 0
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                    n += len(chunk)
+            sha = digest.hexdigest()
+            final = self.path(sha)
+            final.parent.mkdir(exist_ok=True)
+            created = not final.exists()
+            if created:
+                os.replace(tmp, final)
+            else:
+                os.utime(final)  # fresh again for the retention sweep
+                os.unlink(tmp)
+            return sha, n, created
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def delete(self, sha256: str) -> None:
+        self.path(sha256).unlink(missing_ok=True)
+
+    def read(self, sha256: str) -> bytes:
+        return self.path(sha256).read_bytes()
+
+    def sweep(self, *, older_than_s: float) -> int:
+        """Delete blobs not written for ``older_than_s`` seconds; returns how many."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for sub in self.root.iterdir():
+            if not sub.is_dir():
+                continue
+            for blob in sub.iterdir():
+                try:
+                    if blob.stat().st_mtime < cutoff:
+                        blob.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed

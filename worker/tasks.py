@@ -1,0 +1,44 @@
+"""The task functions: the same code runs in a Celery worker and in the embedded pool.
+
+Each is a thin wrapper over a library function that records its own failures, so a
+task that gives up leaves its scans failed with a message rather than stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from worker.batches import expand_batch
+from worker.dispatch import Dispatcher
+from worker.scanning import ProcessReport, mark_crashed, process_scans
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
+    try:
+        return process_scans(scan_ids, settings=settings)
+    except Exception as exc:
+        log.exception("scoring %d scans failed", len(scan_ids))
+        mark_crashed(scan_ids, settings=settings, message=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def run_expand_batch(
+    batch_id: str, *, settings: Settings, dispatcher: Dispatcher | None = None
+) -> int:
+    return expand_batch(batch_id, settings=settings, dispatcher=dispatcher or _dispatcher(settings))
+
+
+_dispatchers: dict[int, Dispatcher] = {}
+
+
+def _dispatcher(settings: Settings) -> Dispatcher:
+    # In a worker, expansion sends the items it adds through the same broker.
+    key = id(settings)
+    if key not in _dispatchers:
+        from worker.dispatch import make_dispatcher
+
+        _dispatchers[key] = make_dispatcher(settings)
+    return _dispatchers[key]
