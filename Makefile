@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint corpus-default default-image-model bench clean
+.PHONY: install services run demo-corpus test lint corpus-default default-image-model bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,12 +14,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job, for now: a small labeled corpus from the starter photos (a few minutes on 2 cores).
+# The main job: the service on http://127.0.0.1:8000 in its embedded default (tasks in
+# process, SQLite and uploads under ./synthguard-data; no Redis, no PostgreSQL).
 run: install
+	$(BIN)/synthguard serve
+
+# A small labeled corpus from the starter photos (a few minutes on 2 cores).
+demo-corpus: install
 	$(BIN)/synthguard corpus build --real starter --generators gan_tconv,ae_bilinear,ddpm \
 		--preset tiny --per-generator 100 --out corpora/demo
 
-test: install
+# The tests start their own redis-server (to stop and restart it); install it when missing.
+# PostgreSQL tests use the server on 127.0.0.1:5432 and skip when there is none.
+services:
+	@command -v redis-server >/dev/null || { \
+		echo "installing redis-server (Debian package) for the tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; }
+
+test: install services
 	$(BIN)/pytest -q
 
 lint: install
