@@ -28,6 +28,7 @@ from worker.settings import Settings, get_settings
 log = logging.getLogger("synthguard.api")
 
 _MULTIPART_SLACK = 64 * 1024  # boundaries and part headers around the file
+_JSON_LIMIT = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,12 +65,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (scans.router, batches.router, models.router, health.router, web.router):
         app.include_router(router)
 
-    def limit_for(path: str) -> int | None:
-        if path.rstrip("/") == "/v1/scans":
+    def limit_for(path: str, content_type: str) -> int | None:
+        multipart = content_type.startswith("multipart/")
+        if multipart and path.rstrip("/") == "/v1/scans":
             return settings.max_upload_bytes + _MULTIPART_SLACK
-        if path.rstrip("/") == "/v1/batches":
+        if multipart and path.rstrip("/") == "/v1/batches":
             return settings.max_batch_request_bytes
-        return 1024 * 1024  # JSON bodies and everything else
+        return _JSON_LIMIT  # JSON bodies and everything else
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     app.add_middleware(MetricsMiddleware, metrics=lambda: app.state.metrics)

@@ -506,11 +506,14 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: requests with it get 401 from now on."""
     from api.auth import revoke_key
+    from worker.db import migrate
     from worker.errors import NotFound
     from worker.settings import get_settings
 
+    settings = get_settings()
+    migrate(settings.sqlalchemy_url)
     try:
-        revoke_key(key_id, settings=get_settings())
+        revoke_key(key_id, settings=settings)
     except NotFound as exc:
         raise ValueError(exc.message) from None
     console.print(f"key {key_id} revoked")

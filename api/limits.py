@@ -19,7 +19,7 @@ Send = Callable[[Message], Any]
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: Any, *, limit_for: Callable[[str], int | None]) -> None:
+    def __init__(self, app: Any, *, limit_for: Callable[[str, str], int | None]) -> None:
         self.app = app
         self.limit_for = limit_for
 
@@ -27,11 +27,12 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        headers = dict(scope.get("headers") or [])
+        ctype = headers.get(b"content-type", b"").decode("latin-1")
+        limit = self.limit_for(scope["path"], ctype)
         if limit is None:
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(send, int(declared), limit)

@@ -14,12 +14,13 @@ import socket
 import threading
 from typing import Any
 
+from billiard.process import current_process
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
 
 from worker.celery_config import HEARTBEAT_KEY, make_celery
 from worker.db import dispose_engines
-from worker.runtime import active_models, configure_torch, get_runtime
+from worker.runtime import active_models, configure_torch, get_runtime, pick_device
 from worker.scanning import mark_crashed
 from worker.settings import get_settings
 from worker.tasks import run_expand_batch, run_process_scans
@@ -57,7 +58,9 @@ def _init_process(**_: Any) -> None:
     dispose_engines()  # never share the parent's database connections
     concurrency = int(os.environ.get("SYNTHGUARD_WORKER_CONCURRENCY", "1"))
     configure_torch(threads=settings.torch_threads, processes=concurrency)
-    runtime = get_runtime(settings)
+    # Pool children are numbered 0..concurrency-1: with N GPUs, child i uses GPU i % N.
+    index = getattr(current_process(), "index", 0) or 0
+    runtime = get_runtime(settings, device=pick_device(index))
     log.info(
         "worker process %d: model %s %s on %s",
         os.getpid(),

@@ -38,6 +38,10 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
+        # A pool process loads the models in ``worker_process_init`` before it reports up;
+        # that takes seconds (torch, weights, CUDA). With Celery's default of 4 s a process
+        # that replaces a dead one is killed before it is up, again and again.
+        worker_proc_alive_timeout=120.0,
         enable_utc=True,
     )
     return app

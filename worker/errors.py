@@ -28,6 +28,6 @@ class NotFound(ServiceError):
 
 
 class Conflict(ServiceError):
-    """409: the request does not fit the resource's state (cancel a finished batch)."""
+    """409: the request does not fit the resource's state (resume a batch not canceled)."""
 
     code = "conflict"

@@ -68,8 +68,10 @@ def _dispatch(dispatcher: Dispatcher, ids: list[str], queue: str, chunk: int) ->
 
 def submit_upload(
     upload: Upload, *, tenant_id: int, settings: Settings, dispatcher: Dispatcher
-) -> str:
-    """Store one upload and queue it (or answer it from a stored result). Returns the scan id.
+) -> tuple[str, str]:
+    """Store one upload and queue it (or answer it from a stored result).
+
+    Returns the scan id and its status: ``queued``, or ``done`` when answered at once.
 
     Raises :class:`MediaError` for content the service cannot take (empty, not a
     supported image, too many pixels, a header that does not parse).
@@ -82,10 +84,10 @@ def submit_upload(
         _answer_or_queue(session, scan, model.name, model.version)
         session.add(scan)
         session.flush()
-        scan_id, queued = scan.id, scan.status == "queued"
-    if queued:
+        scan_id, status = scan.id, scan.status
+    if status == "queued":
         _dispatch(dispatcher, [scan_id], "scan", 1)
-    return scan_id
+    return scan_id, status
 
 
 def _answer_or_queue(session: Session, scan: Scan, model_name: str, model_version: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from detector.identity import ModelIdentity, default_model_dir, model_identity
@@ -28,7 +29,7 @@ class Runtime:
 
 
 _lock = threading.Lock()
-_runtime: Runtime | None = None
+_runtimes: dict[Path, Runtime] = {}  # by model folder: a new active model loads beside
 
 
 def configure_torch(*, threads: int, processes: int = 1) -> None:
@@ -40,23 +41,33 @@ def configure_torch(*, threads: int, processes: int = 1) -> None:
     torch.set_num_threads(threads)
 
 
-def get_runtime(settings: Settings) -> Runtime:
-    """Load the active models once; later calls return the same objects."""
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            import torch
+def pick_device(process_index: int = 0) -> str:
+    """``cuda:i`` for the i-th worker process (one process per GPU), else ``cpu``.
 
+    Call it in the process that will use the device (after the fork): asking CUDA in
+    the parent would make a context that forked children cannot use.
+    """
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{process_index % torch.cuda.device_count()}"
+
+
+def get_runtime(settings: Settings, *, device: str | None = None) -> Runtime:
+    """Load the active models once per process (on ``device``, default :func:`pick_device`);
+    later calls with the same active models return the same objects."""
+    folder = active_models(settings)["image"].folder.resolve()
+    with _lock:
+        if folder not in _runtimes:
             from detector.inference import Detector
 
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-            folder = active_models(settings)["image"].folder
-            _runtime = Runtime(image=Detector.load(folder, device=device), device=device)
-        return _runtime
+            device = device or pick_device()
+            _runtimes[folder] = Runtime(image=Detector.load(folder, device=device), device=device)
+        return _runtimes[folder]
 
 
 def reset_runtime() -> None:
     """Forget loaded models (tests; a promotion re-reads the store)."""
-    global _runtime
     with _lock:
-        _runtime = None
+        _runtimes.clear()

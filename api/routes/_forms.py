@@ -18,6 +18,11 @@ async def read_form(request: Request, *, max_files: int) -> FormData:
         return await request.form(max_files=max_files, max_fields=100)
     except MultiPartException as exc:
         raise HTTPException(422, f"malformed multipart body: {exc.message}") from None
+    except HTTPException as exc:
+        # Inside an app, Starlette turns a MultiPartException into a 400 itself.
+        if exc.status_code != 400:
+            raise  # e.g. 413 from the body limit
+        raise HTTPException(422, f"malformed multipart body: {exc.detail}") from None
 
 
 def files_of(form: FormData) -> list[UploadFile]:

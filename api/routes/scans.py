@@ -74,7 +74,7 @@ async def create_scan(
     if not files:
         raise HTTPException(422, "the multipart field 'file' is missing")
     upload = files[0]
-    scan_id = await run_in_threadpool(
+    scan_id, status = await run_in_threadpool(
         intake.submit_upload,
         intake.Upload(upload.filename or "upload", upload.file),
         tenant_id=tenant_id,
@@ -83,7 +83,7 @@ async def create_scan(
     )
     await form.close()
     status_url = str(request.url_for("get_scan", scan_id=scan_id))
-    if wait > 0:
+    if wait > 0 or status in FINISHED:  # a stored result answers at once
         view = await wait_for(scan_id, tenant_id, settings, min(wait, settings.max_wait_s))
         if view["status"] in FINISHED:
             return finished_response(view)
