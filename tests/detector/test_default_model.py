@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from detector.inference import Detector
 from detector.identity import WEIGHTS_DIR
+from detector.inference import Detector
 from tests._media import encode, photo_like
 
 
