@@ -7,12 +7,14 @@ class only says where things run and how much they may take.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -35,7 +37,8 @@ class Settings(BaseSettings):
     max_batch_files: int = 10_000  # files in one multipart batch request
     max_batch_request_bytes: int = 2 * 1024**3  # one multipart batch request, all files
     max_batch_items: int = 5_000_000  # items in one server-side batch
-    batch_roots: list[Path] = Field(default_factory=list)  # server-side batches only under these
+    # Server-side batches only under these: SYNTHGUARD_BATCH_ROOTS=/data/a:/data/b (or JSON).
+    batch_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     max_wait_s: float = 60.0  # the longest ?wait= a client may ask for
 
     # Models: a folder per modality; unset uses the model shipped with the package.
@@ -55,8 +58,10 @@ class Settings(BaseSettings):
     @field_validator("batch_roots", mode="before")
     @classmethod
     def _split_roots(cls, v: object) -> object:
-        # SYNTHGUARD_BATCH_ROOTS=/data/a:/data/b, like PATH; JSON lists work too.
-        if isinstance(v, str) and not v.lstrip().startswith("["):
+        # Like PATH; a JSON list works too.
+        if isinstance(v, str):
+            if v.lstrip().startswith("["):
+                return json.loads(v)
             return [p for p in v.split(os.pathsep) if p]
         return v
 
