@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import text
 
 from worker.db.models import Base
 from worker.db.session import get_engine
 
 config = context.config
+_LOCK_KEY = 0x5347_4D49  # "SGMI": synthguard migrations
 target_metadata = Base.metadata
 
 
@@ -28,6 +30,9 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # One migrating process at a time; the others wait, then find it done.
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
             context.run_migrations()
         connection.commit()
 
