@@ -14,12 +14,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from detector.identity import ModelIdentity
+from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
 from worker.db import Batch, Result, Scan, session_scope, utcnow
 from worker.runtime import active_models, get_runtime
@@ -42,6 +43,14 @@ class ProcessReport:
 
 
 @dataclass
+class _Claimed:
+    id: str
+    path: str | None
+    sha256: str | None
+    batch_id: str | None
+
+
+@dataclass
 class _Item:
     scan_id: str
     data: bytes
@@ -56,6 +65,12 @@ class ItemError(Exception):
 
 
 def process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
+    """Claim, read, answer from stored results, score the rest as one batch, write.
+
+    Three short transactions whatever the number of items (claim; look up stored
+    results; write results, scan states and batch completion), so many worker
+    processes can share one database.
+    """
     report = ProcessReport()
     url = settings.sqlalchemy_url
     claimed = _claim(url, scan_ids)
@@ -63,54 +78,119 @@ def process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
     report.skipped = len(scan_ids) - len(claimed)
     if not claimed:
         return report
-    image_model = active_models(settings)["image"]
+    model = active_models(settings)["image"]
     store = BlobStore(settings.blob_dir)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes)
     items: list[_Item] = []
-    batch_ids: set[str] = set()
+    failed: list[tuple[str, str | None, str, str]] = []  # scan id, sha256, code, message
+    for c in claimed:
+        try:
+            items.append(_read(c, store, limits))
+        except ItemError as exc:
+            failed.append((c.id, c.sha256, exc.code, exc.message))
     with session_scope(url) as session:
-        for scan in claimed:
-            if scan.batch_id:
-                batch_ids.add(scan.batch_id)
-            try:
-                item = _read(scan, store, limits)
-            except ItemError as exc:
-                _fail(session, scan.id, exc.code, exc.message, report)
+        stored = _stored_results(session, {it.sha256 for it in items}, model)
+    # Each new content is scored once, however many scans in the chunk carry it.
+    new: dict[str, _Item] = {}
+    for it in items:
+        if it.sha256 not in stored:
+            new.setdefault(it.sha256, it)
+    scored: dict[str, ScoreResult] = {}
+    if new:
+        detector = get_runtime(settings).image
+        if (detector.name, detector.version) != (model.name, model.version):
+            raise RuntimeError(
+                f"loaded model {detector.name} {detector.version} is not the active one "
+                f"{model.name} {model.version}; restart the worker"
+            )
+        firsts = list(new.values())
+        scored = dict(zip(new, detector.score([it.data for it in firsts]), strict=True))
+    with session_scope(url) as session:
+        rows = [_result_row(sha, res, model) for sha, res in scored.items() if res.error is None]
+        stored |= _insert_results(session, rows, model)
+        done: list[dict[str, Any]] = []
+        now = utcnow()
+        for it in items:
+            res = scored.get(it.sha256)
+            if res is not None and res.error is not None:
+                failed.append((it.scan_id, it.sha256, res.error["code"], res.error["message"]))
                 continue
-            if scan.sha256 != item.sha256:
-                session.execute(update(Scan).where(Scan.id == scan.id).values(sha256=item.sha256))
-            cached = _find_result(session, item.sha256, image_model)
-            if cached is not None:
-                _finish(session, scan.id, cached, cached=True)
-                report.cached += 1
-            else:
-                items.append(item)
-    if items:
-        _score(url, items, image_model, settings, report)
-    if batch_ids:
-        with session_scope(url) as session:
-            finish_batches(session, batch_ids)
+            done.append(
+                {
+                    "b_id": it.scan_id,
+                    "b_sha": it.sha256,
+                    "b_result": stored[it.sha256],
+                    "b_cached": res is None,
+                    "b_now": now,
+                }
+            )
+        if done:
+            session.execute(_DONE, done)
+        if failed:
+            session.execute(
+                _FAILED,
+                [
+                    {"b_id": i, "b_sha": sha, "b_code": code, "b_msg": msg, "b_now": now}
+                    for i, sha, code, msg in failed
+                ],
+            )
+        finish_batches(session, {c.batch_id for c in claimed if c.batch_id})
+    report.scored = sum(
+        1 for it in items if it.sha256 in scored and scored[it.sha256].error is None
+    )
+    report.cached = len(done) - report.scored
+    report.failed = len(failed)
+    for *_, code, _msg in failed:
+        report.errors[code] = report.errors.get(code, 0) + 1
     return report
 
 
-def _claim(url: str, scan_ids: list[str]) -> list[Scan]:
+# Per-scan outcomes, written with one executemany each; only unfinished scans change
+# (an IN list cannot be used with executemany, hence the OR).
+_scans = cast(Table, Scan.__table__)
+_UNFINISHED = or_(_scans.c.status == "queued", _scans.c.status == "running")
+_DONE = (
+    update(_scans)
+    .where(_scans.c.id == bindparam("b_id"), _UNFINISHED)
+    .values(
+        status="done",
+        sha256=bindparam("b_sha"),
+        result_id=bindparam("b_result"),
+        cached=bindparam("b_cached"),
+        error_code=None,
+        error_message=None,
+        finished_at=bindparam("b_now"),
+    )
+)
+_FAILED = (
+    update(_scans)
+    .where(_scans.c.id == bindparam("b_id"), _UNFINISHED)
+    .values(
+        status="failed",
+        sha256=func.coalesce(bindparam("b_sha"), _scans.c.sha256),
+        error_code=bindparam("b_code"),
+        error_message=bindparam("b_msg"),
+        finished_at=bindparam("b_now"),
+    )
+)
+
+
+def _claim(url: str, scan_ids: list[str]) -> list[_Claimed]:
     """Mark the scans that still need work as running; others (done, canceled) are skipped.
 
     A scan already ``running`` is claimed again: its earlier task died with its worker.
     """
     with session_scope(url) as session:
-        scans = list(
-            session.scalars(select(Scan).where(Scan.id.in_(scan_ids), Scan.status.in_(ACTIVE)))
-        )
-        now = utcnow()
-        for scan in scans:
-            scan.status = "running"
-            scan.started_at = now
-            scan.attempts += 1
-        return scans
+        rows = session.execute(
+            update(_scans)
+            .where(_scans.c.id.in_(scan_ids), _scans.c.status.in_(ACTIVE))
+            .values(status="running", started_at=utcnow(), attempts=_scans.c.attempts + 1)
+            .returning(_scans.c.id, _scans.c.path, _scans.c.sha256, _scans.c.batch_id)
+        ).all()
+    return [_Claimed(r.id, r.path, r.sha256, r.batch_id) for r in rows]
 
 
-def _read(scan: Scan, store: BlobStore, limits: ImageLimits) -> _Item:
+def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
     if scan.path is not None:
         path = Path(scan.path)
         try:
@@ -137,108 +217,58 @@ def _read(scan: Scan, store: BlobStore, limits: ImageLimits) -> _Item:
     return _Item(scan.id, data, scan.sha256)
 
 
-def _find_result(session: Session, sha256: str, model: ModelIdentity) -> Result | None:
-    return session.scalar(
-        select(Result).where(
-            Result.sha256 == sha256,
+def _stored_results(session: Session, shas: set[str], model: ModelIdentity) -> dict[str, int]:
+    """sha256 -> result id, for the contents this model has already scored."""
+    if not shas:
+        return {}
+    rows = session.execute(
+        select(Result.sha256, Result.id).where(
+            Result.sha256.in_(shas),
             Result.model_name == model.name,
             Result.model_version == model.version,
         )
-    )
+    ).all()
+    return {sha: rid for sha, rid in rows}
 
 
-def _score(
-    url: str,
-    items: list[_Item],
-    model: ModelIdentity,
-    settings: Settings,
-    report: ProcessReport,
-) -> None:
-    detector = get_runtime(settings).image
-    if (detector.name, detector.version) != (model.name, model.version):
-        raise RuntimeError(
-            f"loaded model {detector.name} {detector.version} is not the active one "
-            f"{model.name} {model.version}; restart the worker"
-        )
-    results = detector.score([it.data for it in items])
-    with session_scope(url) as session:
-        for item, res in zip(items, results, strict=True):
-            if res.error is not None:
-                _fail(session, item.scan_id, res.error["code"], res.error["message"], report)
-                continue
-            row = _insert_result(
-                session,
-                sha256=item.sha256,
-                model_name=model.name,
-                model_version=model.version,
-                kind="image",
-                media=res.media,
-                verdict=res.verdict,
-                score=res.score,
-                evidence={"crops": res.crops, "top_crop": res.top_crop},
-                decode_ms=res.timings_ms.get("decode", 0.0),
-                model_ms=res.timings_ms.get("model", 0.0),
-            )
-            _finish(session, item.scan_id, row, cached=False)
-            report.scored += 1
+def _result_row(sha256: str, res: ScoreResult, model: ModelIdentity) -> dict[str, Any]:
+    return {
+        "sha256": sha256,
+        "model_name": model.name,
+        "model_version": model.version,
+        "kind": "image",
+        "media": res.media,
+        "verdict": res.verdict,
+        "score": res.score,
+        "evidence": {"crops": res.crops, "top_crop": res.top_crop},
+        "decode_ms": res.timings_ms.get("decode", 0.0),
+        "model_ms": res.timings_ms.get("model", 0.0),
+        "created_at": utcnow(),
+    }
 
 
-def _insert_result(session: Session, **values: Any) -> Result:
-    """Insert unless (sha256, model) already has a row; return the row either way."""
+def _insert_results(
+    session: Session, rows: list[dict[str, Any]], model: ModelIdentity
+) -> dict[str, int]:
+    """Insert the rows whose (sha256, model) has none yet (one executemany) and return
+    sha256 -> id for all of them, whoever wrote them (another worker may have won)."""
+    if not rows:
+        return {}
     dialect = session.get_bind().dialect.name
     keys = ["sha256", "model_name", "model_version"]
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(
-            pg_insert(Result)
-            .values(created_at=utcnow(), **values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
+        session.execute(pg_insert(Result).on_conflict_do_nothing(index_elements=keys), rows)
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(
-            sqlite_insert(Result)
-            .values(created_at=utcnow(), **values)
-            .on_conflict_do_nothing(index_elements=keys)
-        )
+        session.execute(sqlite_insert(Result).on_conflict_do_nothing(index_elements=keys), rows)
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    row = session.scalar(
-        select(Result).where(
-            Result.sha256 == values["sha256"],
-            Result.model_name == values["model_name"],
-            Result.model_version == values["model_version"],
-        )
-    )
-    assert row is not None
-    return row
-
-
-def _finish(session: Session, scan_id: str, result: Result, *, cached: bool) -> None:
-    session.execute(
-        update(Scan)
-        .where(Scan.id == scan_id, Scan.status.in_(ACTIVE))
-        .values(
-            status="done",
-            result_id=result.id,
-            cached=cached,
-            error_code=None,
-            error_message=None,
-            finished_at=utcnow(),
-        )
-    )
-
-
-def _fail(session: Session, scan_id: str, code: str, message: str, report: ProcessReport) -> None:
-    session.execute(
-        update(Scan)
-        .where(Scan.id == scan_id, Scan.status.in_(ACTIVE))
-        .values(status="failed", error_code=code, error_message=message, finished_at=utcnow())
-    )
-    report.failed += 1
-    report.errors[code] = report.errors.get(code, 0) + 1
+    ids = _stored_results(session, {r["sha256"] for r in rows}, model)
+    assert len(ids) == len(rows)
+    return ids
 
 
 def finish_batches(session: Session, batch_ids: set[str]) -> None:
