@@ -22,7 +22,7 @@ from api.routes import batches, health, models, scans, web
 from worker.db import migrate
 from worker.dispatch import Dispatcher, make_dispatcher
 from worker.janitor import Janitor
-from worker.runtime import get_runtime
+from worker.runtime import configure_torch, get_runtime
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger("synthguard.api")
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate(settings.sqlalchemy_url)
         dispatcher = make_dispatcher(settings)
         app.state.dispatcher = dispatcher
+        dispatcher.start_notifications()
         app.state.metrics = Metrics(settings, dispatcher)
         janitor = Janitor(settings, dispatcher)
         if settings.embedded:
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _preload(app: FastAPI, settings: Settings) -> None:
     try:
+        configure_torch(threads=settings.torch_threads)
         get_runtime(settings)
         app.state.model_loaded = True
     except Exception as exc:  # reported by /readyz

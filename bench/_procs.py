@@ -94,7 +94,7 @@ def start(
     return p
 
 
-def wait_ready(base: str, timeout: float = 120, workers: int = 0) -> None:
+def wait_ready(base: str, timeout: float = 120, workers: int = 0, logs: Path | None = None) -> None:
     def ready() -> bool:
         try:
             r = httpx.get(base + "/readyz", timeout=2)
@@ -105,4 +105,9 @@ def wait_ready(base: str, timeout: float = 120, workers: int = 0) -> None:
         model = str(r.json()["checks"]["model"])
         return workers == 0 or model.startswith(f"ok ({workers} ")
 
-    _wait(ready, timeout, f"the API at {base}")
+    try:
+        _wait(ready, timeout, f"the API at {base}")
+    except TimeoutError:
+        for log in sorted(logs.glob("*.log")) if logs else []:
+            print(f"--- {log.name}\n" + "\n".join(log.read_text().splitlines()[-15:]))
+        raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,28 @@ def default_model_dir(modality: str) -> Path:
 
 def model_identity(folder: str | Path, *, modality: str = "image") -> ModelIdentity:
     """Name from the card (its architecture, else the folder), version from the card (else
-    the weights' hash)."""
-    folder = Path(folder)
+    the weights' hash).
+
+    Cached by the files' size and modification time: the service asks on every request,
+    and hashing the weights takes milliseconds.
+    """
+    folder = Path(folder).resolve()
     card_path = folder / "card.json"
     weights = folder / "model.safetensors"
-    if not card_path.is_file() or not weights.is_file():
-        raise ValueError(f"{folder} is not a model folder (needs card.json and model.safetensors)")
+    try:
+        c, w = card_path.stat(), weights.stat()
+    except FileNotFoundError:
+        raise ValueError(
+            f"{folder} is not a model folder (needs card.json and model.safetensors)"
+        ) from None
+    stamp = (c.st_mtime_ns, c.st_size, w.st_mtime_ns, w.st_size)
+    return _identity(folder, modality, stamp)
+
+
+@lru_cache(maxsize=64)
+def _identity(folder: Path, modality: str, _stamp: tuple[int, ...]) -> ModelIdentity:
+    card_path = folder / "card.json"
+    weights = folder / "model.safetensors"
     card: dict[str, Any] = json.loads(card_path.read_text())
     version = card.get("version")
     if not version:

@@ -20,6 +20,7 @@ from celery.signals import worker_process_init, worker_process_shutdown
 
 from worker.celery_config import HEARTBEAT_KEY, make_celery
 from worker.db import dispose_engines
+from worker.notify import publish
 from worker.runtime import active_models, configure_torch, get_runtime, pick_device
 from worker.scanning import mark_crashed
 from worker.settings import get_settings
@@ -45,7 +46,21 @@ def process_scans_task(self: Any, scan_ids: list[str]) -> dict[str, int]:
             message=f"scoring took longer than {settings.soft_time_limit_s} s",
         )
         return {"timeout": len(scan_ids)}
+    finally:
+        publish(_redis(), scan_ids)  # wakes ``?wait=`` requests in the API processes
     return {"scored": report.scored, "cached": report.cached, "failed": report.failed}
+
+
+_client: Any = None
+
+
+def _redis() -> Any:
+    global _client
+    if _client is None:
+        import redis
+
+        _client = redis.Redis.from_url(settings.redis_url or "", socket_timeout=2)
+    return _client
 
 
 @app.task(name="synthguard.expand_batch")

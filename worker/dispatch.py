@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from worker.notify import RedisListener, Waiters
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,9 @@ _PRIORITY = {"scan": 0, "batch": 1, "train": 2}
 
 
 class Dispatcher(ABC):
+    #: Waiters for finished scans; ``?wait=`` requests register here.
+    waiters: Waiters
+
     @abstractmethod
     def send_scans(self, scan_ids: list[str], queue: str) -> None: ...
 
@@ -38,6 +42,9 @@ class Dispatcher(ABC):
     def ping(self) -> bool:
         return True
 
+    def start_notifications(self) -> None:  # noqa: B027 - optional hook
+        """Begin feeding :attr:`waiters` (the API calls this; workers need not)."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
@@ -47,6 +54,7 @@ class EmbeddedDispatcher(Dispatcher):
 
     def __init__(self, settings: Settings, *, workers: int | None = None) -> None:
         self.settings = settings
+        self.waiters = Waiters()
         self._queue: queue_mod.PriorityQueue[tuple[int, int, str, Callable[[], Any] | None]] = (
             queue_mod.PriorityQueue()
         )
@@ -69,7 +77,14 @@ class EmbeddedDispatcher(Dispatcher):
         from worker.tasks import run_process_scans
 
         ids = list(scan_ids)
-        self._submit(queue, lambda: run_process_scans(ids, settings=self.settings))
+
+        def task() -> None:
+            try:
+                run_process_scans(ids, settings=self.settings)
+            finally:
+                self.waiters.notify(ids)
+
+        self._submit(queue, task)
 
     def send_expand(self, batch_id: str) -> None:
         from worker.tasks import run_expand_batch
@@ -110,6 +125,8 @@ class CeleryDispatcher(Dispatcher):
         from worker.celery_config import make_celery
 
         self.settings = settings
+        self.waiters = Waiters()
+        self._listener: RedisListener | None = None
         self.app = make_celery(settings)
         self.redis = redis.Redis.from_url(
             settings.redis_url or "", socket_timeout=2, socket_connect_timeout=2
@@ -130,7 +147,14 @@ class CeleryDispatcher(Dispatcher):
         except Exception:
             return False
 
+    def start_notifications(self) -> None:
+        if self._listener is None:
+            self._listener = RedisListener(self.settings.redis_url or "", self.waiters)
+            self._listener.start()
+
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         self.redis.close()
 
 

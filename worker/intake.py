@@ -45,18 +45,18 @@ def tenant_id_for(name: str, *, settings: Settings) -> int:
 
 
 def _store(upload: Upload, settings: Settings, store: BlobStore) -> tuple[str, int]:
-    """Store the bytes and check the header; a rejected upload's new blob is removed."""
-    sha, n, created = store.put_file(upload.stream)
-    limits = ImageLimits(max_bytes=settings.max_upload_bytes)
-    try:
-        if n == 0:
-            raise MediaError("empty", "the file is empty (0 bytes)")
-        probe_image(store.path(sha), limits=limits)
-    except MediaError:
-        if created:
-            store.delete(sha)
-        raise
-    return sha, n
+    """Check the header, then store the bytes; a rejected upload is never stored.
+
+    Reads at most one byte over the limit: a file in a large batch request that is
+    over it is refused without being read whole.
+    """
+    limit = settings.max_upload_bytes
+    data = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise MediaError("too_large", f"the file is over the limit of {limit:,} bytes")
+    probe_image(data, limits=ImageLimits(max_bytes=limit))  # also refuses 0 bytes
+    sha, _ = store.put_bytes(data)
+    return sha, len(data)
 
 
 def _dispatch(dispatcher: Dispatcher, ids: list[str], queue: str, chunk: int) -> None:

@@ -67,18 +67,23 @@ class ItemError(Exception):
 def process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
     """Claim, read, answer from stored results, score the rest as one batch, write.
 
-    Three short transactions whatever the number of items (claim; look up stored
-    results; write results, scan states and batch completion), so many worker
-    processes can share one database.
+    Two or three short transactions whatever the number of items (claim and look up
+    stored results; for server-side files, look up by the hash just computed; write
+    results, scan states and batch completion), so many worker processes can share
+    one database.
     """
     report = ProcessReport()
     url = settings.sqlalchemy_url
-    claimed = _claim(url, scan_ids)
+    model = active_models(settings)["image"]
+    with session_scope(url) as session:
+        claimed = _claim(session, scan_ids)
+        # Uploads carry their sha256: look their results up in the same transaction.
+        known = {c.sha256 for c in claimed if c.sha256}
+        stored = _stored_results(session, known, model)
     report.claimed = len(claimed)
     report.skipped = len(scan_ids) - len(claimed)
     if not claimed:
         return report
-    model = active_models(settings)["image"]
     store = BlobStore(settings.blob_dir)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes)
     items: list[_Item] = []
@@ -88,8 +93,10 @@ def process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
             items.append(_read(c, store, limits))
         except ItemError as exc:
             failed.append((c.id, c.sha256, exc.code, exc.message))
-    with session_scope(url) as session:
-        stored = _stored_results(session, {it.sha256 for it in items}, model)
+    unknown = {it.sha256 for it in items} - known  # server-side files, hashed just now
+    if unknown:
+        with session_scope(url) as session:
+            stored |= _stored_results(session, unknown, model)
     # Each new content is scored once, however many scans in the chunk carry it.
     new: dict[str, _Item] = {}
     for it in items:
@@ -175,18 +182,17 @@ _FAILED = (
 )
 
 
-def _claim(url: str, scan_ids: list[str]) -> list[_Claimed]:
+def _claim(session: Session, scan_ids: list[str]) -> list[_Claimed]:
     """Mark the scans that still need work as running; others (done, canceled) are skipped.
 
     A scan already ``running`` is claimed again: its earlier task died with its worker.
     """
-    with session_scope(url) as session:
-        rows = session.execute(
-            update(_scans)
-            .where(_scans.c.id.in_(scan_ids), _scans.c.status.in_(ACTIVE))
-            .values(status="running", started_at=utcnow(), attempts=_scans.c.attempts + 1)
-            .returning(_scans.c.id, _scans.c.path, _scans.c.sha256, _scans.c.batch_id)
-        ).all()
+    rows = session.execute(
+        update(_scans)
+        .where(_scans.c.id.in_(scan_ids), _scans.c.status.in_(ACTIVE))
+        .values(status="running", started_at=utcnow(), attempts=_scans.c.attempts + 1)
+        .returning(_scans.c.id, _scans.c.path, _scans.c.sha256, _scans.c.batch_id)
+    ).all()
     return [_Claimed(r.id, r.path, r.sha256, r.batch_id) for r in rows]
 
 
@@ -256,17 +262,22 @@ def _insert_results(
         return {}
     dialect = session.get_bind().dialect.name
     keys = ["sha256", "model_name", "model_version"]
+    stmt: Any
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(Result).on_conflict_do_nothing(index_elements=keys), rows)
+        stmt = pg_insert(Result).on_conflict_do_nothing(index_elements=keys)
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(Result).on_conflict_do_nothing(index_elements=keys), rows)
+        stmt = sqlite_insert(Result).on_conflict_do_nothing(index_elements=keys)
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    ids = _stored_results(session, {r["sha256"] for r in rows}, model)
+    inserted = session.execute(stmt.returning(Result.sha256, Result.id), rows).all()
+    ids = {sha: rid for sha, rid in inserted}
+    lost = {r["sha256"] for r in rows} - ids.keys()  # written meanwhile by another worker
+    if lost:
+        ids |= _stored_results(session, lost, model)
     assert len(ids) == len(rows)
     return ids
 

@@ -27,6 +27,16 @@ class BlobStore:
             raise ValueError(f"not a sha256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256
 
+    def put_bytes(self, data: bytes) -> tuple[str, bool]:
+        """Store ``data``; returns ``(sha256, newly_stored)``."""
+        sha = hashlib.sha256(data).hexdigest()
+        final = self.path(sha)
+        if final.exists():
+            os.utime(final)  # fresh again for the retention sweep
+            return sha, False
+        _, _, created = self.put_chunks([data])
+        return sha, created
+
     def put_file(self, src: BinaryIO) -> tuple[str, int, bool]:
         """Copy a readable binary stream in; returns ``(sha256, n_bytes, newly_stored)``."""
         return self.put_chunks(iter(lambda: src.read(_CHUNK), b""))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from api.routes._forms import files_of, multipart_doc, read_form
 from api.schemas import ScanAccepted, ScanList, ScanOut
 from worker import intake
 from worker.contract import scan_view
+from worker.notify import Waiters
 from worker.settings import Settings
 
 router = APIRouter(prefix="/v1/scans", tags=["scans"])
@@ -28,19 +30,37 @@ def _view(scan_id: str, tenant_id: int, settings: Settings) -> dict[str, Any]:
     return scan_view(intake.get_scan(scan_id, tenant_id=tenant_id, settings=settings))
 
 
+_SAFETY_POLL_S = 0.25  # re-read even without a notification, in case one is missed
+
+
 async def wait_for(
-    scan_id: str, tenant_id: int, settings: Settings, timeout_s: float
+    scan_id: str,
+    tenant_id: int,
+    settings: Settings,
+    timeout_s: float,
+    waiters: Waiters,
+    *,
+    queued: bool = False,
 ) -> dict[str, Any]:
-    """Poll the scan until it is finished or ``timeout_s`` has passed (short sleeps first)."""
+    """The scan's view once it is finished (woken by the worker's notification), or
+    when ``timeout_s`` has passed. ``queued``: the scan was just sent, so the first
+    read of the database can wait for the first notification."""
     deadline = time.monotonic() + timeout_s
-    delay = 0.002
-    while True:
-        view = await run_in_threadpool(_view, scan_id, tenant_id, settings)
-        left = deadline - time.monotonic()
-        if view["status"] in FINISHED or left <= 0:
-            return view
-        await asyncio.sleep(min(delay, left))
-        delay = min(delay * 1.5, 0.1)
+    event = waiters.register(scan_id)
+    try:
+        while True:
+            if queued:
+                queued = False
+            else:
+                view = await run_in_threadpool(_view, scan_id, tenant_id, settings)
+                if view["status"] in FINISHED or time.monotonic() >= deadline:
+                    return view
+            left = max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), timeout=min(left, _SAFETY_POLL_S))
+            event.clear()
+    finally:
+        waiters.release(scan_id, event)
 
 
 def finished_response(view: dict[str, Any]) -> JSONResponse:
@@ -84,7 +104,14 @@ async def create_scan(
     await form.close()
     status_url = str(request.url_for("get_scan", scan_id=scan_id))
     if wait > 0 or status in FINISHED:  # a stored result answers at once
-        view = await wait_for(scan_id, tenant_id, settings, min(wait, settings.max_wait_s))
+        view = await wait_for(
+            scan_id,
+            tenant_id,
+            settings,
+            min(wait, settings.max_wait_s),
+            dispatcher.waiters,
+            queued=status == "queued",
+        )
         if view["status"] in FINISHED:
             return finished_response(view)
     return JSONResponse(
