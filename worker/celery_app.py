@@ -38,12 +38,13 @@ _stop = threading.Event()
 @app.task(name="synthguard.process_scans", bind=True)
 def process_scans_task(self: Any, scan_ids: list[str]) -> dict[str, int]:
     try:
-        report = run_process_scans(scan_ids, settings=settings)
+        report = run_process_scans(scan_ids, settings=settings, owner=self.request.id)
     except SoftTimeLimitExceeded:
         mark_crashed(
             scan_ids,
             settings=settings,
             message=f"scoring took longer than {settings.soft_time_limit_s} s",
+            owner=self.request.id,
         )
         return {"timeout": len(scan_ids)}
     finally:

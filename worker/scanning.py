@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from detector.identity import ModelIdentity
 from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
-from worker.db import Batch, Result, Scan, session_scope, utcnow
+from worker.db import Batch, Result, Scan, new_id, session_scope, utcnow
 from worker.runtime import active_models, get_runtime
 from worker.settings import Settings
 from worker.storage import BlobStore
@@ -38,7 +39,8 @@ class ProcessReport:
     scored: int = 0
     cached: int = 0
     failed: int = 0
-    skipped: int = 0  # already finished or canceled: a redelivered task
+    skipped: int = 0  # finished, canceled, or taken by another task's micro-batch
+    microbatch: int = 0  # scans scored together, with waiting uploads gathered
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -48,6 +50,7 @@ class _Claimed:
     path: str | None
     sha256: str | None
     batch_id: str | None
+    queue: str
 
 
 @dataclass
@@ -64,7 +67,9 @@ class ItemError(Exception):
         self.message = message
 
 
-def process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
+def process_scans(
+    scan_ids: list[str], *, settings: Settings, owner: str | None = None
+) -> ProcessReport:
     """Claim, read, answer from stored results, score the rest as one batch, write.
 
     Two or three short transactions whatever the number of items (claim and look up
@@ -75,15 +80,26 @@ def process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
     report = ProcessReport()
     url = settings.sqlalchemy_url
     model = active_models(settings)["image"]
+    owner = owner or new_id()
+    stale = utcnow() - timedelta(seconds=settings.hard_time_limit_s + 30)
     with session_scope(url) as session:
-        claimed = _claim(session, scan_ids)
-        # Uploads carry their sha256: look their results up in the same transaction.
-        known = {c.sha256 for c in claimed if c.sha256}
-        stored = _stored_results(session, known, model)
-    report.claimed = len(claimed)
-    report.skipped = len(scan_ids) - len(claimed)
+        claimed = _claim(session, scan_ids, owner=owner, stale=stale)
+        report.claimed = len(claimed)
+        report.skipped = len(set(scan_ids) - {c.id for c in claimed})
+        if any(c.queue == "scan" for c in claimed):
+            claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
+    if claimed and settings.microbatch_wait_ms > 0 and len(claimed) < settings.microbatch_max:
+        time.sleep(settings.microbatch_wait_ms / 1000)
+        if claimed[0].queue == "scan":
+            with session_scope(url) as session:
+                claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
     if not claimed:
         return report
+    report.microbatch = len(claimed)
+    with session_scope(url) as session:
+        # Uploads carry their sha256: look their stored results up at once.
+        known = {c.sha256 for c in claimed if c.sha256}
+        stored = _stored_results(session, known, model)
     store = BlobStore(settings.blob_dir)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes)
     items: list[_Item] = []
@@ -182,18 +198,65 @@ _FAILED = (
 )
 
 
-def _claim(session: Session, scan_ids: list[str]) -> list[_Claimed]:
-    """Mark the scans that still need work as running; others (done, canceled) are skipped.
+_RETURNING = (
+    _scans.c.id, _scans.c.path, _scans.c.sha256, _scans.c.batch_id, _scans.c.queue
+)  # fmt: skip
 
-    A scan already ``running`` is claimed again: its earlier task died with its worker.
+
+def _claim(session: Session, scan_ids: list[str], *, owner: str, stale: datetime) -> list[_Claimed]:
+    """Mark the scans that still need work as running by ``owner``.
+
+    Finished and canceled scans are skipped. A ``running`` scan is claimed again when
+    its claim is ours (this task was redelivered after its worker died: a Celery
+    redelivery keeps the task id, and this also takes back the waiting uploads the dead
+    delivery had gathered), unowned, or older than ``stale``; a running scan that
+    another live task gathered into its micro-batch is left to it.
     """
+    c = _scans.c
     rows = session.execute(
         update(_scans)
-        .where(_scans.c.id.in_(scan_ids), _scans.c.status.in_(ACTIVE))
-        .values(status="running", started_at=utcnow(), attempts=_scans.c.attempts + 1)
-        .returning(_scans.c.id, _scans.c.path, _scans.c.sha256, _scans.c.batch_id)
+        .where(
+            or_(
+                and_(
+                    c.id.in_(scan_ids),
+                    or_(
+                        c.status == "queued",
+                        and_(
+                            c.status == "running",
+                            or_(c.owner.is_(None), c.owner == owner, c.started_at < stale),
+                        ),
+                    ),
+                ),
+                and_(c.owner == owner, c.status == "running"),
+            )
+        )
+        .values(status="running", owner=owner, started_at=utcnow(), attempts=c.attempts + 1)
+        .returning(*_RETURNING)
     ).all()
-    return [_Claimed(r.id, r.path, r.sha256, r.batch_id) for r in rows]
+    return [_Claimed(r.id, r.path, r.sha256, r.batch_id, r.queue) for r in rows]
+
+
+def _claim_waiting(session: Session, n: int, owner: str) -> list[_Claimed]:
+    """Micro-batching: also claim up to ``n`` uploads still waiting in the ``scan`` queue,
+    oldest first (their own messages will find them taken and skip them)."""
+    if n <= 0:
+        return []
+    c = _scans.c
+    waiting = (
+        select(c.id)
+        .where(c.queue == "scan", c.status == "queued", c.dispatched_at.is_not(None))
+        .order_by(c.created_at)
+        .limit(n)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        waiting = waiting.with_for_update(skip_locked=True)  # two workers never wait on each other
+    rows = session.execute(
+        update(_scans)
+        .where(c.id.in_(waiting.scalar_subquery()), c.status == "queued")
+        .values(status="running", owner=owner, started_at=utcnow(), attempts=c.attempts + 1)
+        .returning(*_RETURNING)
+    ).all()
+    return [_Claimed(r.id, r.path, r.sha256, r.batch_id, r.queue) for r in rows]
 
 
 def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
@@ -298,12 +361,21 @@ def finish_batches(session: Session, batch_ids: set[str]) -> None:
             )
 
 
-def mark_crashed(scan_ids: list[str], *, settings: Settings, message: str) -> None:
-    """A task gave up (time limit, unexpected error): fail its unfinished scans, once."""
+def mark_crashed(
+    scan_ids: list[str], *, settings: Settings, message: str, owner: str | None = None
+) -> None:
+    """A task gave up (time limit, unexpected error): fail its unfinished scans, and the
+    waiting uploads it had gathered (claimed by ``owner``), once."""
+    mine = (
+        Scan.id.in_(scan_ids) if owner is None else or_(Scan.id.in_(scan_ids), Scan.owner == owner)
+    )
     with session_scope(settings.sqlalchemy_url) as session:
+        batch_ids = set(
+            session.scalars(select(Scan.batch_id).where(mine, Scan.status.in_(ACTIVE))).all()
+        )
         session.execute(
             update(Scan)
-            .where(Scan.id.in_(scan_ids), Scan.status.in_(ACTIVE))
+            .where(mine, Scan.status.in_(ACTIVE))
             .values(
                 status="failed",
                 error_code="internal_error",
@@ -311,9 +383,6 @@ def mark_crashed(scan_ids: list[str], *, settings: Settings, message: str) -> No
                 finished_at=utcnow(),
             )
         )
-        batch_ids = set(
-            session.scalars(select(Scan.batch_id).where(Scan.id.in_(scan_ids))).all()
-        ) - {None}
         finish_batches(session, {b for b in batch_ids if b})
 
 

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     # Workers.
     embedded_workers: int = 2  # in-process pool size of the embedded default
     chunk_size: int = 16  # batch items per task: the worker scores them as one micro-batch
+    # An interactive scan's task also takes up to this many other waiting uploads and
+    # scores them together (they are then skipped when their own messages arrive) ...
+    microbatch_max: int = 32
+    # ... and, when it found fewer, waits this long once for more (0: take what is there).
+    microbatch_wait_ms: float = 0.0
     torch_threads: int = 0  # per worker process; 0: cores / worker processes
     soft_time_limit_s: int = 240
     hard_time_limit_s: int = 300

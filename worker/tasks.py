@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 
 from worker.batches import expand_batch
+from worker.db import new_id
 from worker.dispatch import Dispatcher
 from worker.scanning import ProcessReport, mark_crashed, process_scans
 from worker.settings import Settings
@@ -16,12 +17,18 @@ from worker.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def run_process_scans(scan_ids: list[str], *, settings: Settings) -> ProcessReport:
+def run_process_scans(
+    scan_ids: list[str], *, settings: Settings, owner: str | None = None
+) -> ProcessReport:
+    """``owner``: the task's id (Celery keeps it when it redelivers a message)."""
+    owner = owner or new_id()
     try:
-        return process_scans(scan_ids, settings=settings)
+        return process_scans(scan_ids, settings=settings, owner=owner)
     except Exception as exc:
         log.exception("scoring %d scans failed", len(scan_ids))
-        mark_crashed(scan_ids, settings=settings, message=f"{type(exc).__name__}: {exc}")
+        mark_crashed(
+            scan_ids, settings=settings, message=f"{type(exc).__name__}: {exc}", owner=owner
+        )
         raise
 
 

@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import update
 
 from tests.worker._services import (
     add_scans,
@@ -17,10 +18,10 @@ from tests.worker._services import (
     scans_by_id,
     wait_until,
 )
-from worker.db import migrate
+from worker.db import Scan, migrate, session_scope
 from worker.dispatch import EmbeddedDispatcher
 from worker.janitor import sweep
-from worker.scanning import process_scans
+from worker.scanning import mark_crashed, process_scans
 from worker.settings import Settings
 
 
@@ -152,7 +153,9 @@ def test_janitor_resends_stale_queued_scans_when_the_queue_is_empty(settings: Se
     url = settings.sqlalchemy_url
     stale = add_scans(settings, [png(150), png(151)], dispatched_ago_s=60)
     stale_batch = add_scans(settings, [png(152)], queue="batch", dispatched_ago_s=60)
-    fresh = add_scans(settings, [png(153)], dispatched_ago_s=0)
+    # Fresh, in the batch queue (an interactive scan's task would gather a waiting upload
+    # into its micro-batch).
+    fresh = add_scans(settings, [png(153)], queue="batch", dispatched_ago_s=0)
     before = scans_by_id(url, fresh)[fresh[0]].dispatched_at
     dispatcher = EmbeddedDispatcher(settings, workers=1)
     try:
@@ -210,3 +213,54 @@ def test_janitor_reclaims_running_scans_after_the_hard_limit(settings: Settings)
         assert (scan.status, scan.attempts) == ("running", 1)
     finally:
         dispatcher.close()
+
+
+# --- Micro-batching and claim owners -----------------------------------------------------
+
+
+def test_an_upload_task_gathers_waiting_uploads_into_one_batch(settings: Settings) -> None:
+    url = settings.sqlalchemy_url
+    ids = add_scans(settings, [png(170), png(171), png(172)])
+    batch_item = add_scans(settings, [png(173)], queue="batch")  # not an upload: left alone
+    report = process_scans(ids[:1], settings=settings, owner="task-a")
+    assert (report.claimed, report.microbatch, report.scored) == (1, 3, 3)
+    scans = scans_by_id(url, ids)
+    assert {(s.status, s.attempts, s.owner) for s in scans.values()} == {("done", 1, "task-a")}
+    # Their own messages arrive later and find nothing to do.
+    late = process_scans(ids[1:], settings=settings, owner="task-b")
+    assert (late.claimed, late.skipped, late.scored) == (0, 2, 0)
+    assert scans_by_id(url, batch_item)[batch_item[0]].status == "queued"
+
+
+def test_a_gathered_scan_belongs_to_its_task_until_the_claim_is_stale(
+    settings: Settings,
+) -> None:
+    url = settings.sqlalchemy_url
+    mine = add_scans(settings, [png(180)], status="running", started_ago_s=5, attempts=1)
+    old = add_scans(settings, [png(181)], status="running", started_ago_s=10_000, attempts=1)
+    with session_scope(url) as session:
+        session.execute(update(Scan).where(Scan.id.in_(mine + old)).values(owner="task-a"))
+    # Another live task's message for the same scan: not taken while task-a's claim is fresh.
+    other = process_scans(mine, settings=settings, owner="task-b")
+    assert (other.claimed, other.skipped) == (0, 1)
+    assert scans_by_id(url, mine)[mine[0]].status == "running"
+    # A stale claim (older than the hard time limit) is anyone's.
+    assert process_scans(old, settings=settings, owner="task-b").scored == 1
+    # Task-a redelivered (same task id) takes back what it had gathered, whatever its ids.
+    unrelated = add_scans(settings, [png(182)], queue="batch")
+    again = process_scans(unrelated, settings=settings, owner="task-a")
+    assert again.scored == 2
+    assert scans_by_id(url, mine)[mine[0]].attempts == 2
+
+
+def test_a_crashed_task_fails_the_uploads_it_had_gathered(settings: Settings) -> None:
+    url = settings.sqlalchemy_url
+    own = add_scans(settings, [png(190)], status="running", started_ago_s=1)
+    gathered = add_scans(settings, [png(191)], status="running", started_ago_s=1)
+    bystander = add_scans(settings, [png(192)], status="running", started_ago_s=1)
+    with session_scope(url) as session:
+        session.execute(update(Scan).where(Scan.id.in_(gathered)).values(owner="task-a"))
+        session.execute(update(Scan).where(Scan.id.in_(bystander)).values(owner="task-z"))
+    mark_crashed(own, settings=settings, message="boom", owner="task-a")
+    states = {i: s.status for i, s in scans_by_id(url, own + gathered + bystander).items()}
+    assert states == {own[0]: "failed", gathered[0]: "failed", bystander[0]: "running"}

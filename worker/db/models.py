@@ -137,6 +137,9 @@ class Scan(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     queue: Mapped[str] = mapped_column(String(16), default="scan")
     status: Mapped[str] = mapped_column(String(16), default="queued")
+    # The task that claimed the scan (a Celery task id, which a redelivery keeps): only it,
+    # or anyone once the claim is older than the hard time limit, may claim it again.
+    owner: Mapped[str | None] = mapped_column(String(64), default=None)
     result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id"), default=None)
     cached: Mapped[bool] = mapped_column(default=False)  # answered from an earlier result
     error_code: Mapped[str | None] = mapped_column(String(32), default=None)

@@ -100,6 +100,7 @@ def upgrade() -> None:
         sa.Column("sha256", sa.String(length=64), nullable=True),
         sa.Column("queue", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("owner", sa.String(length=64), nullable=True),
         sa.Column("result_id", sa.Integer(), nullable=True),
         sa.Column("cached", sa.Boolean(), nullable=False),
         sa.Column("error_code", sa.String(length=32), nullable=True),
