@@ -54,8 +54,15 @@ default-image-model: install
 	$(BIN)/synthguard evaluate --model detector/weights/image --corpus corpora/image-default \
 		--out runs/image-default-report --robustness --leave-one-out
 
-bench: install
+# Every benchmark (about 8 minutes on 2 cores), then the README's table.
+bench: install services
 	$(BIN)/python -m bench.image_scan
+	$(BIN)/python -m bench.service_batch --workers 1 --json bench/results/service_batch_1.json
+	$(BIN)/python -m bench.service_batch --workers 2
+	$(BIN)/python -m bench.service_latency
+	$(BIN)/python -m bench.service_load
+	$(BIN)/python -m bench.train
+	$(BIN)/python -m bench.summary
 
 clean:
 	rm -rf $(VENV) corpora .pytest_cache
