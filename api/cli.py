@@ -387,6 +387,9 @@ def scan_cmd(
 def serve_cmd(
     host: Annotated[str | None, typer.Option(help="Bind address (SYNTHGUARD_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (SYNTHGUARD_PORT).")] = None,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log every request (costs ~1 ms each).")
+    ] = False,
 ) -> None:
     """Start the API. Without SYNTHGUARD_REDIS_URL, tasks run in this process (SQLite)."""
     import os
@@ -416,7 +419,13 @@ def serve_cmd(
             f"{settings.host} only (set SYNTHGUARD_REQUIRE_KEYS=true to require keys)"
         )
     console.print(f"try:  curl -F file=@photo.jpg '{url}/v1/scans?wait=10'   or open {url}/")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        access_log=access_log,
+    )
 
 
 def _redact(url: str) -> str:

@@ -27,10 +27,10 @@ from generators.corpus.encoding import EncodingConfig, choose_encoding, encode_i
 from generators.sources import starter_source
 
 
-def write_files(folder: Path, n: int, size: int) -> list[Path]:
+def write_files(folder: Path, n: int, size: int, *, seed: int = 123) -> list[Path]:
     enc = EncodingConfig(size=size)
     paths = []
-    for i, crop in enumerate(starter_source().crops(n, size=size, seed=123)):
+    for i, crop in enumerate(starter_source().crops(n, size=size, seed=seed)):
         e = choose_encoding(enc, corpus_seed=0, item_id=str(i))
         p = folder / f"{i:06d}{e.extension}"
         p.write_bytes(encode_image(crop.image, e))

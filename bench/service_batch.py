@@ -26,17 +26,24 @@ from bench.image_scan import write_files
 from detector.inference import Detector
 
 
-def in_process(paths: list[Path], threads: int, batch: int = 64) -> float:
+def in_process(paths: list[Path], threads: int, batch: int = 64, repeats: int = 3) -> float:
+    """The best of ``repeats`` passes (the service's figure is its best of two batches)."""
     torch.set_num_threads(threads)
     det = Detector.load(None)
     det.score(paths[:batch])  # warm-up
-    t0 = time.perf_counter()
-    for s in range(0, len(paths), batch):
-        det.score(paths[s : s + batch])
-    return time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for s in range(0, len(paths), batch):
+            det.score(paths[s : s + batch])
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
-def through_service(root: Path, folder: Path, workers: int, chunk: int) -> tuple[float, dict]:
+def through_service(
+    root: Path, folders: list[Path], workers: int, chunk: int
+) -> tuple[float, dict]:
+    """The best time of one batch per folder (distinct files: no stored result helps)."""
     with redis_server() as redis_url:
         port = free_port()
         env = {
@@ -56,18 +63,20 @@ def through_service(root: Path, folder: Path, workers: int, chunk: int) -> tuple
             start(procs, ["serve"], env, logs / "serve.log")
             base = f"http://127.0.0.1:{port}"
             wait_ready(base, workers=workers, logs=logs)
+            times = []
             with httpx.Client(base_url=base, timeout=30) as client:
-                t0 = time.perf_counter()
-                r = client.post("/v1/batches", json={"directory": str(folder)})
-                r.raise_for_status()
-                batch_id = r.json()["id"]
-                while True:
-                    view = client.get(f"/v1/batches/{batch_id}").json()
-                    if view["status"] in ("done", "failed", "canceled"):
-                        break
-                    time.sleep(0.02)
-                elapsed = time.perf_counter() - t0
-    return elapsed, view
+                for folder in folders:
+                    t0 = time.perf_counter()
+                    r = client.post("/v1/batches", json={"directory": str(folder)})
+                    r.raise_for_status()
+                    batch_id = r.json()["id"]
+                    while True:
+                        view = client.get(f"/v1/batches/{batch_id}").json()
+                        if view["status"] in ("done", "failed", "canceled"):
+                            break
+                        time.sleep(0.05)  # a client that polls often, but not in a loop
+                    times.append(time.perf_counter() - t0)
+    return min(times), view
 
 
 def main() -> None:
@@ -75,16 +84,18 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--chunk", type=int, default=16, help="batch items per task")
+    ap.add_argument("--chunk", type=int, default=32, help="batch items per task")
     ap.add_argument("--json", default="bench/results/service_batch.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        folder = root / "images"
-        folder.mkdir()
-        paths = write_files(folder, args.n, args.size)
+        folders = [root / "images-a", root / "images-b"]
+        for f in folders:
+            f.mkdir()
+        paths = write_files(folders[0], args.n, args.size)
+        write_files(folders[1], args.n, args.size, seed=456)  # other crops, the same kind
         t_base = in_process(paths, threads=args.workers)
-        t_service, view = through_service(root, folder, args.workers, args.chunk)
+        t_service, view = through_service(root, folders, args.workers, args.chunk)
     base_ips, service_ips = args.n / t_base, args.n / t_service
     result = {
         "benchmark": "service_batch",

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy import CursorResult, func, insert, select, update
 
 from worker.contract import scan_view
-from worker.db import Batch, Scan, session_scope, utcnow
+from worker.db import Batch, Scan, new_id, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.paths import is_under, read_manifest, walk_files
 from worker.scanning import finish_batches
@@ -48,23 +48,26 @@ def expand_batch(batch_id: str, *, settings: Settings, dispatcher: Dispatcher) -
         entries = _entries(batch)
     position = 0
     added = 0
-    pending: list[Scan] = []
+    pending: list[dict[str, Any]] = []
+    # Small first inserts, so workers start while the walk goes on; then larger ones.
+    flush_at = 4 * settings.chunk_size
 
     def flush() -> bool:
-        nonlocal pending
+        nonlocal pending, flush_at
         if not pending:
             return True
         with session_scope(url) as session:
             status = session.scalar(select(Batch.status).where(Batch.id == batch_id))
             if status != "expanding":  # canceled meanwhile
                 return False
-            session.add_all(pending)
+            session.execute(insert(Scan), pending)
             session.execute(
                 update(Batch).where(Batch.id == batch_id).values(total=Batch.total + len(pending))
             )
-        queued = [s.id for s in pending if s.status == "queued"]
+        queued = [row["id"] for row in pending if row["status"] == "queued"]
         send_in_chunks(dispatcher, queued, "batch", settings.chunk_size)
         pending = []
+        flush_at = min(_INSERT_CHUNK, flush_at * 4)
         return True
 
     over_limit = False
@@ -78,7 +81,7 @@ def expand_batch(batch_id: str, *, settings: Settings, dispatcher: Dispatcher) -
         pending.append(_item(batch_id, tenant_id, position, raw, error, settings))
         position += 1
         added += 1
-        if len(pending) >= _INSERT_CHUNK and not flush():
+        if len(pending) >= flush_at and not flush():
             return added
     if not flush():
         return added
@@ -99,30 +102,41 @@ def expand_batch(batch_id: str, *, settings: Settings, dispatcher: Dispatcher) -
 
 def _item(
     batch_id: str, tenant_id: int, position: int, raw: str, error: str | None, settings: Settings
-) -> Scan:
+) -> dict[str, Any]:
+    """The scans row of one entry (a plain dict: rows go in with one executemany)."""
     now = utcnow()
-    scan = Scan(
-        batch_id=batch_id,
-        tenant_id=tenant_id,
-        position=position,
-        filename=raw,
-        queue="batch",
-        status="queued",
-        created_at=now,
-        dispatched_at=now,
-    )
+    row: dict[str, Any] = {
+        "id": new_id(),
+        "batch_id": batch_id,
+        "tenant_id": tenant_id,
+        "position": position,
+        "filename": raw,
+        "path": None,
+        "sha256": None,
+        "queue": "batch",
+        "status": "queued",
+        "owner": None,
+        "result_id": None,
+        "cached": False,
+        "error_code": None,
+        "error_message": None,
+        "attempts": 0,
+        "created_at": now,
+        "dispatched_at": now,
+        "started_at": None,
+        "finished_at": None,
+    }
     if error is not None:
-        scan.status, scan.error_code, scan.error_message = "failed", "bad_manifest", error
-        scan.finished_at = now
-        return scan
+        row |= {"status": "failed", "error_code": "bad_manifest", "error_message": error}
+        row["finished_at"] = now
+        return row
     real = Path(os.path.realpath(raw))
     if not any(is_under(real, root) for root in settings.batch_roots):
-        scan.status, scan.error_code = "failed", "forbidden_path"
-        scan.error_message = f"{raw} is outside the batch roots"
-        scan.finished_at = now
-        return scan
-    scan.path = str(real)
-    return scan
+        row |= {"status": "failed", "error_code": "forbidden_path"}
+        row |= {"error_message": f"{raw} is outside the batch roots", "finished_at": now}
+        return row
+    row["path"] = str(real)
+    return row
 
 
 def batch_counts(batch_id: str, *, settings: Settings) -> dict[str, int]:

@@ -46,7 +46,7 @@ class Settings(BaseSettings):
 
     # Workers.
     embedded_workers: int = 2  # in-process pool size of the embedded default
-    chunk_size: int = 16  # batch items per task: the worker scores them as one micro-batch
+    chunk_size: int = 32  # batch items per task: the worker scores them as one micro-batch
     # An interactive scan's task also takes up to this many other waiting uploads and
     # scores them together (they are then skipped when their own messages arrive) ...
     microbatch_max: int = 32
