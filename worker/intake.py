@@ -11,11 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from detector.media import ImageLimits, MediaError, probe_image
-from worker.db import Batch, Result, Scan, Tenant, session_scope, utcnow
+from worker.db import Batch, Result, Scan, Tenant, new_id, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.errors import InvalidRequest, NotFound
 from worker.paths import resolve_under_roots
@@ -79,12 +79,27 @@ def submit_upload(
     store = BlobStore(settings.blob_dir)
     sha, _ = _store(upload, settings, store)
     model = active_models(settings)["image"]
+    now = utcnow()
+    scan_id = new_id()
+    row = {
+        "id": scan_id, "tenant_id": tenant_id, "filename": upload.filename, "sha256": sha,
+        "queue": "scan", "status": "queued", "cached": False, "attempts": 0,
+        "created_at": now, "dispatched_at": now,
+    }  # fmt: skip
     with session_scope(settings.sqlalchemy_url) as session:
-        scan = Scan(tenant_id=tenant_id, filename=upload.filename, sha256=sha, queue="scan")
-        _answer_or_queue(session, scan, model.name, model.version)
-        session.add(scan)
-        session.flush()
-        scan_id, status = scan.id, scan.status
+        # One lookup and one insert, without ORM objects: this is every upload's path.
+        result_id = session.scalar(
+            select(Result.id).where(
+                Result.sha256 == sha,
+                Result.model_name == model.name,
+                Result.model_version == model.version,
+            )
+        )
+        if result_id is not None:
+            row |= {"status": "done", "result_id": result_id, "cached": True}
+            row |= {"dispatched_at": None, "started_at": now, "finished_at": now}
+        session.execute(insert(Scan), [row])
+    status = str(row["status"])
     if status == "queued":
         _dispatch(dispatcher, [scan_id], "scan", 1)
     return scan_id, status

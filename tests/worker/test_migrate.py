@@ -49,3 +49,20 @@ def test_concurrent_migrations_on_a_fresh_postgresql_database() -> None:
         _migrate_at_once(url)
     finally:
         drop_pg_database(url)
+
+
+def test_the_migrations_make_exactly_the_schema_of_the_models(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from worker.db import Base, migrate
+
+    url = f"sqlite:///{tmp_path / 'schema.db'}"
+    migrate(url)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    finally:
+        engine.dispose()
+    assert diff == [], f"models and migrations differ (add a migration): {diff}"

@@ -124,6 +124,7 @@ class Scan(Base):
         Index("ix_scans_tenant_created", "tenant_id", "created_at"),
         Index("ix_scans_batch_status", "batch_id", "status"),
         Index("ix_scans_status_dispatched", "status", "dispatched_at"),
+        Index("ix_scans_owner", "owner"),  # a redelivered task finds what it had claimed
         UniqueConstraint("batch_id", "position"),
     )
 
