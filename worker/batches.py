@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, insert, select, update
 
 from worker.contract import scan_view
-from worker.db import Batch, Scan, new_id, session_scope, utcnow
+from worker.db import SCANS, Batch, Scan, new_id, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.paths import is_under, read_manifest, walk_files
 from worker.scanning import finish_batches
@@ -60,7 +60,7 @@ def expand_batch(batch_id: str, *, settings: Settings, dispatcher: Dispatcher) -
             status = session.scalar(select(Batch.status).where(Batch.id == batch_id))
             if status != "expanding":  # canceled meanwhile
                 return False
-            session.execute(insert(Scan), pending)
+            session.execute(insert(SCANS), pending)  # Core: no ORM bookkeeping
             session.execute(
                 update(Batch).where(Batch.id == batch_id).values(total=Batch.total + len(pending))
             )

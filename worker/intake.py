@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from detector.media import ImageLimits, MediaError, probe_image
-from worker.db import Batch, Result, Scan, Tenant, new_id, session_scope, utcnow
+from worker.db import SCANS, Batch, Result, Scan, Tenant, new_id, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.errors import InvalidRequest, NotFound
 from worker.paths import resolve_under_roots
@@ -98,7 +98,7 @@ def submit_upload(
         if result_id is not None:
             row |= {"status": "done", "result_id": result_id, "cached": True}
             row |= {"dispatched_at": None, "started_at": now, "finished_at": now}
-        session.execute(insert(Scan), [row])
+        session.execute(insert(SCANS), [row])  # Core: no ORM bookkeeping
     status = str(row["status"])
     if status == "queued":
         _dispatch(dispatcher, [scan_id], "scan", 1)

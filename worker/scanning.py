@@ -15,15 +15,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from detector.identity import ModelIdentity
 from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
-from worker.db import Batch, Result, Scan, new_id, session_scope, utcnow
+from worker.db import RESULTS, SCANS, Batch, Result, Scan, new_id, session_scope, utcnow
 from worker.runtime import active_models, get_runtime
 from worker.settings import Settings
 from worker.storage import BlobStore
@@ -170,7 +170,7 @@ def process_scans(
 
 # Per-scan outcomes, written with one executemany each; only unfinished scans change
 # (an IN list cannot be used with executemany, hence the OR).
-_scans = cast(Table, Scan.__table__)
+_scans = SCANS
 _UNFINISHED = or_(_scans.c.status == "queued", _scans.c.status == "running")
 _DONE = (
     update(_scans)
@@ -329,14 +329,15 @@ def _insert_results(
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(Result).on_conflict_do_nothing(index_elements=keys)
+        stmt = pg_insert(RESULTS).on_conflict_do_nothing(index_elements=keys)
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(Result).on_conflict_do_nothing(index_elements=keys)
+        stmt = sqlite_insert(RESULTS).on_conflict_do_nothing(index_elements=keys)
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise RuntimeError(f"unsupported database dialect {dialect}")
-    inserted = session.execute(stmt.returning(Result.sha256, Result.id), rows).all()
+    t = RESULTS.c
+    inserted = session.execute(stmt.returning(t.sha256, t.id), rows).all()
     ids = {sha: rid for sha, rid in inserted}
     lost = {r["sha256"] for r in rows} - ids.keys()  # written meanwhile by another worker
     if lost:

@@ -33,6 +33,7 @@ CSV_FIELDS = (
 
 def _batch_view(batch: Batch, settings: Settings, request: Request) -> dict[str, Any]:
     counts = batches.batch_counts(batch.id, settings=settings)
+    base = f"{str(request.base_url).rstrip('/')}{router.prefix}"  # url_for walks every route
     finished = counts["done"] + counts["failed"] + counts["canceled"]
     return {
         "id": batch.id,
@@ -47,8 +48,8 @@ def _batch_view(batch: Batch, settings: Settings, request: Request) -> dict[str,
         "error": (
             {"code": batch.error_code, "message": batch.error_message} if batch.error_code else None
         ),
-        "status_url": str(request.url_for("get_batch", batch_id=batch.id)),
-        "results_url": str(request.url_for("batch_results", batch_id=batch.id)),
+        "status_url": f"{base}/{batch.id}",
+        "results_url": f"{base}/{batch.id}/results",
     }
 
 

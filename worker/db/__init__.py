@@ -3,7 +3,9 @@
 from worker.db.migrate import migrate
 from worker.db.models import (
     BATCH_STATUSES,
+    RESULTS,
     SCAN_STATUSES,
+    SCANS,
     ApiKey,
     Base,
     Batch,
@@ -17,6 +19,8 @@ from worker.db.session import dispose_engines, get_engine, session_factory, sess
 
 __all__ = [
     "BATCH_STATUSES",
+    "RESULTS",
+    "SCANS",
     "SCAN_STATUSES",
     "ApiKey",
     "Base",

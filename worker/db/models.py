@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import (
     JSON,
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -152,3 +153,8 @@ class Scan(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     result: Mapped[Result | None] = relationship(lazy="joined")
+
+
+# The tables themselves, for Core statements on hot paths (no ORM bookkeeping).
+SCANS = cast(Table, Scan.__table__)
+RESULTS = cast(Table, Result.__table__)
