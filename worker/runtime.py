@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,10 +17,20 @@ if TYPE_CHECKING:
     from detector.inference import Detector
 
 
+_IDENTITY_TTL_S = 1.0  # every request asks; a changed model is seen within a second
+_identities: dict[Path, tuple[float, dict[str, ModelIdentity]]] = {}
+
+
 def active_models(settings: Settings) -> dict[str, ModelIdentity]:
     """Modality -> the identity of the model that scores it (no torch needed)."""
     folder = settings.image_model or default_model_dir("image")
-    return {"image": model_identity(folder, modality="image")}
+    now = time.monotonic()
+    hit = _identities.get(folder)
+    if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
+        return hit[1]
+    models = {"image": model_identity(folder, modality="image")}
+    _identities[folder] = (now, models)
+    return models
 
 
 @dataclass
