@@ -88,18 +88,21 @@ def process_scans(
         report.skipped = len(set(scan_ids) - {c.id for c in claimed})
         if any(c.queue == "scan" for c in claimed):
             claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
-    if claimed and settings.microbatch_wait_ms > 0 and len(claimed) < settings.microbatch_max:
+        # Uploads carry their sha256: look their stored results up in the same transaction.
+        known = {c.sha256 for c in claimed if c.sha256}
+        stored = _stored_results(session, known, model)
+    gather_more = settings.microbatch_wait_ms > 0 and len(claimed) < settings.microbatch_max
+    if claimed and gather_more and claimed[0].queue == "scan":
         time.sleep(settings.microbatch_wait_ms / 1000)
-        if claimed[0].queue == "scan":
-            with session_scope(url) as session:
-                claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
+        with session_scope(url) as session:
+            more = _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
+            shas = {c.sha256 for c in more if c.sha256}
+            stored |= _stored_results(session, shas, model)
+        claimed += more
+        known |= shas
     if not claimed:
         return report
     report.microbatch = len(claimed)
-    with session_scope(url) as session:
-        # Uploads carry their sha256: look their stored results up at once.
-        known = {c.sha256 for c in claimed if c.sha256}
-        stored = _stored_results(session, known, model)
     store = BlobStore(settings.blob_dir)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes)
     items: list[_Item] = []

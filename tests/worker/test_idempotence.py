@@ -264,3 +264,24 @@ def test_a_crashed_task_fails_the_uploads_it_had_gathered(settings: Settings) ->
     mark_crashed(own, settings=settings, message="boom", owner="task-a")
     states = {i: s.status for i, s in scans_by_id(url, own + gathered + bystander).items()}
     assert states == {own[0]: "failed", gathered[0]: "failed", bystander[0]: "running"}
+
+
+def test_with_a_gathering_wait_an_upload_arriving_meanwhile_joins_the_batch(
+    settings: Settings,
+) -> None:
+    url = settings.sqlalchemy_url
+    waiting = settings.model_copy(update={"microbatch_wait_ms": 800.0})
+    # The model loads first (a batch item: it gathers no uploads).
+    process_scans(add_scans(settings, [png(201)], queue="batch"), settings=settings)
+    first = add_scans(settings, [png(200)])
+    reports = []
+    worker = threading.Thread(
+        target=lambda: reports.append(process_scans(first, settings=waiting, owner="t"))
+    )
+    worker.start()
+    time.sleep(0.2)  # the task has claimed its scan and is waiting for more
+    late = add_scans(settings, [png(202)])
+    worker.join(30)
+    assert reports and (reports[0].claimed, reports[0].microbatch, reports[0].scored) == (1, 2, 2)
+    scans = scans_by_id(url, first + late)
+    assert {(s.status, s.owner) for s in scans.values()} == {("done", "t")}
