@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, insert, select, update
 
 from worker.contract import scan_view
-from worker.db import SCANS, Batch, Scan, new_id, session_scope, utcnow
+from worker.db import SCANS, Batch, Scan, scan_row, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.paths import is_under, read_manifest, walk_files
 from worker.scanning import finish_batches
@@ -103,29 +103,11 @@ def expand_batch(batch_id: str, *, settings: Settings, dispatcher: Dispatcher) -
 def _item(
     batch_id: str, tenant_id: int, position: int, raw: str, error: str | None, settings: Settings
 ) -> dict[str, Any]:
-    """The scans row of one entry (a plain dict: rows go in with one executemany)."""
-    now = utcnow()
-    row: dict[str, Any] = {
-        "id": new_id(),
-        "batch_id": batch_id,
-        "tenant_id": tenant_id,
-        "position": position,
-        "filename": raw,
-        "path": None,
-        "sha256": None,
-        "queue": "batch",
-        "status": "queued",
-        "owner": None,
-        "result_id": None,
-        "cached": False,
-        "error_code": None,
-        "error_message": None,
-        "attempts": 0,
-        "created_at": now,
-        "dispatched_at": now,
-        "started_at": None,
-        "finished_at": None,
-    }
+    """The scans row of one entry."""
+    row = scan_row(
+        batch_id=batch_id, tenant_id=tenant_id, position=position, filename=raw, queue="batch"
+    )
+    now = row["created_at"]
     if error is not None:
         row |= {"status": "failed", "error_code": "bad_manifest", "error_message": error}
         row["finished_at"] = now

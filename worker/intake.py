@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from detector.media import ImageLimits, MediaError, probe_image
-from worker.db import SCANS, Batch, Result, Scan, Tenant, new_id, session_scope, utcnow
+from worker.db import SCANS, Batch, Scan, Tenant, new_id, scan_row, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.errors import InvalidRequest, NotFound
 from worker.paths import resolve_under_roots
 from worker.runtime import active_models
-from worker.scanning import finish_batches
+from worker.scanning import finish_batches, stored_results
 from worker.settings import Settings
 from worker.storage import BlobStore
 
@@ -66,6 +66,18 @@ def _dispatch(dispatcher: Dispatcher, ids: list[str], queue: str, chunk: int) ->
         log.warning("could not enqueue %d scans; the janitor will retry", len(ids), exc_info=True)
 
 
+def _answer_from_stored(session: Session, rows: list[dict[str, Any]], settings: Settings) -> None:
+    """Queued rows whose content the active model has scored become done, from that result."""
+    model = active_models(settings)["image"]
+    queued = [r for r in rows if r["status"] == "queued"]
+    stored = stored_results(session, {r["sha256"] for r in queued}, model)
+    for r in queued:
+        if r["sha256"] in stored:
+            r |= {"status": "done", "result_id": stored[r["sha256"]], "cached": True}
+            r |= {"dispatched_at": None, "started_at": r["created_at"]}
+            r["finished_at"] = r["created_at"]
+
+
 def submit_upload(
     upload: Upload, *, tenant_id: int, settings: Settings, dispatcher: Dispatcher
 ) -> tuple[str, str]:
@@ -76,50 +88,14 @@ def submit_upload(
     Raises :class:`MediaError` for content the service cannot take (empty, not a
     supported image, too many pixels, a header that does not parse).
     """
-    store = BlobStore(settings.blob_dir)
-    sha, _ = _store(upload, settings, store)
-    model = active_models(settings)["image"]
-    now = utcnow()
-    scan_id = new_id()
-    row = {
-        "id": scan_id, "tenant_id": tenant_id, "filename": upload.filename, "sha256": sha,
-        "queue": "scan", "status": "queued", "cached": False, "attempts": 0,
-        "created_at": now, "dispatched_at": now,
-    }  # fmt: skip
+    sha, _ = _store(upload, settings, BlobStore(settings.blob_dir))
+    row = scan_row(tenant_id=tenant_id, filename=upload.filename, sha256=sha, queue="scan")
     with session_scope(settings.sqlalchemy_url) as session:
-        # One lookup and one insert, without ORM objects: this is every upload's path.
-        result_id = session.scalar(
-            select(Result.id).where(
-                Result.sha256 == sha,
-                Result.model_name == model.name,
-                Result.model_version == model.version,
-            )
-        )
-        if result_id is not None:
-            row |= {"status": "done", "result_id": result_id, "cached": True}
-            row |= {"dispatched_at": None, "started_at": now, "finished_at": now}
-        session.execute(insert(SCANS), [row])  # Core: no ORM bookkeeping
-    status = str(row["status"])
-    if status == "queued":
-        _dispatch(dispatcher, [scan_id], "scan", 1)
-    return scan_id, status
-
-
-def _answer_or_queue(session: Session, scan: Scan, model_name: str, model_version: str) -> None:
-    now = utcnow()
-    scan.created_at = now
-    result = session.scalar(
-        select(Result).where(
-            Result.sha256 == scan.sha256,
-            Result.model_name == model_name,
-            Result.model_version == model_version,
-        )
-    )
-    if result is not None:
-        scan.status, scan.result_id, scan.cached = "done", result.id, True
-        scan.started_at = scan.finished_at = now
-    else:
-        scan.status, scan.dispatched_at = "queued", now
+        _answer_from_stored(session, [row], settings)
+        session.execute(insert(SCANS), [row])
+    if row["status"] == "queued":
+        _dispatch(dispatcher, [row["id"]], "scan", 1)
+    return row["id"], row["status"]
 
 
 def submit_upload_batch(
@@ -135,30 +111,33 @@ def submit_upload_batch(
             code="too_large",
         )
     store = BlobStore(settings.blob_dir)
-    model = active_models(settings)["image"]
-    scans: list[Scan] = []
-    batch = Batch(tenant_id=tenant_id, source_kind="upload", status="running", expanded=True)
+    batch_id = new_id()
+    rows: list[dict[str, Any]] = []
     for position, upload in enumerate(uploads):
-        scan = Scan(tenant_id=tenant_id, filename=upload.filename, position=position, queue="batch")
+        row = scan_row(tenant_id=tenant_id, filename=upload.filename, queue="batch",
+                       batch_id=batch_id, position=position)  # fmt: skip
         try:
-            scan.sha256, _ = _store(upload, settings, store)
+            row["sha256"], _ = _store(upload, settings, store)
         except MediaError as exc:
-            scan.status, scan.error_code, scan.error_message = "failed", exc.code, exc.message
-            scan.created_at = scan.finished_at = utcnow()
-        scans.append(scan)
+            row |= {"status": "failed", "error_code": exc.code, "error_message": exc.message}
+            row |= {"dispatched_at": None, "finished_at": row["created_at"]}
+        rows.append(row)
     with session_scope(settings.sqlalchemy_url) as session:
-        batch.total = len(scans)
-        session.add(batch)
+        session.add(
+            Batch(
+                id=batch_id,
+                tenant_id=tenant_id,
+                source_kind="upload",
+                status="running",
+                expanded=True,
+                total=len(rows),
+            )
+        )
         session.flush()
-        for scan in scans:
-            scan.batch_id = batch.id
-            if scan.status != "failed":
-                _answer_or_queue(session, scan, model.name, model.version)
-        session.add_all(scans)
-        session.flush()
-        finish_batches(session, {batch.id})
-        batch_id = batch.id
-        queued = [s.id for s in scans if s.status == "queued"]
+        _answer_from_stored(session, rows, settings)
+        session.execute(insert(SCANS), rows)
+        finish_batches(session, {batch_id})
+    queued = [r["id"] for r in rows if r["status"] == "queued"]
     _dispatch(dispatcher, queued, "batch", settings.chunk_size)
     return batch_id
 

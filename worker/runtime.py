@@ -76,9 +76,3 @@ def get_runtime(settings: Settings, *, device: str | None = None) -> Runtime:
             device = device or pick_device()
             _runtimes[folder] = Runtime(image=Detector.load(folder, device=device), device=device)
         return _runtimes[folder]
-
-
-def reset_runtime() -> None:
-    """Forget loaded models (tests; a promotion re-reads the store)."""
-    with _lock:
-        _runtimes.clear()

@@ -90,14 +90,14 @@ def process_scans(
             claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
         # Uploads carry their sha256: look their stored results up in the same transaction.
         known = {c.sha256 for c in claimed if c.sha256}
-        stored = _stored_results(session, known, model)
+        stored = stored_results(session, known, model)
     gather_more = settings.microbatch_wait_ms > 0 and len(claimed) < settings.microbatch_max
     if claimed and gather_more and claimed[0].queue == "scan":
         time.sleep(settings.microbatch_wait_ms / 1000)
         with session_scope(url) as session:
             more = _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
             shas = {c.sha256 for c in more if c.sha256}
-            stored |= _stored_results(session, shas, model)
+            stored |= stored_results(session, shas, model)
         claimed += more
         known |= shas
     if not claimed:
@@ -115,7 +115,7 @@ def process_scans(
     unknown = {it.sha256 for it in items} - known  # server-side files, hashed just now
     if unknown:
         with session_scope(url) as session:
-            stored |= _stored_results(session, unknown, model)
+            stored |= stored_results(session, unknown, model)
     # Each new content is scored once, however many scans in the chunk carry it.
     new: dict[str, _Item] = {}
     for it in items:
@@ -289,8 +289,8 @@ def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
     return _Item(scan.id, data, scan.sha256)
 
 
-def _stored_results(session: Session, shas: set[str], model: ModelIdentity) -> dict[str, int]:
-    """sha256 -> result id, for the contents this model has already scored."""
+def stored_results(session: Session, shas: set[str], model: ModelIdentity) -> dict[str, int]:
+    """sha256 -> result id, for the contents this model has already scored (one query)."""
     if not shas:
         return {}
     rows = session.execute(
@@ -344,7 +344,7 @@ def _insert_results(
     ids = {sha: rid for sha, rid in inserted}
     lost = {r["sha256"] for r in rows} - ids.keys()  # written meanwhile by another worker
     if lost:
-        ids |= _stored_results(session, lost, model)
+        ids |= stored_results(session, lost, model)
     assert len(ids) == len(rows)
     return ids
 
@@ -388,9 +388,3 @@ def mark_crashed(
             )
         )
         finish_batches(session, {b for b in batch_ids if b})
-
-
-def queue_ms(created: datetime, started: datetime | None) -> float | None:
-    if started is None:
-        return None
-    return round((started - created).total_seconds() * 1000, 3)

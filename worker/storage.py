@@ -13,9 +13,6 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
-
-_CHUNK = 1 << 20
 
 
 class BlobStore:
@@ -36,10 +33,6 @@ class BlobStore:
             return sha, False
         _, _, created = self.put_chunks([data])
         return sha, created
-
-    def put_file(self, src: BinaryIO) -> tuple[str, int, bool]:
-        """Copy a readable binary stream in; returns ``(sha256, n_bytes, newly_stored)``."""
-        return self.put_chunks(iter(lambda: src.read(_CHUNK), b""))
 
     def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int, bool]:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -66,9 +59,6 @@ class BlobStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
-
-    def delete(self, sha256: str) -> None:
-        self.path(sha256).unlink(missing_ok=True)
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

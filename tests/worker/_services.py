@@ -361,7 +361,7 @@ def add_scans(
     ids: list[str] = []
     with session_scope(settings.sqlalchemy_url) as session:
         for i, data in enumerate(contents):
-            sha, _, _ = store.put_file(io.BytesIO(data))
+            sha, _ = store.put_bytes(data)
             scan = Scan(
                 tenant_id=tenant,
                 filename=f"item_{i}.png",

@@ -13,6 +13,7 @@ from worker.db.models import (
     Scan,
     Tenant,
     new_id,
+    scan_row,
     utcnow,
 )
 from worker.db.session import dispose_engines, get_engine, session_factory, session_scope
@@ -32,6 +33,7 @@ __all__ = [
     "get_engine",
     "migrate",
     "new_id",
+    "scan_row",
     "session_factory",
     "session_scope",
     "utcnow",

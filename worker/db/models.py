@@ -158,3 +158,23 @@ class Scan(Base):
 # The tables themselves, for Core statements on hot paths (no ORM bookkeeping).
 SCANS = cast(Table, Scan.__table__)
 RESULTS = cast(Table, Result.__table__)
+
+
+def scan_row(**values: Any) -> dict[str, Any]:
+    """A complete ``scans`` row, queued as of now, with ``values`` over the defaults.
+
+    Every column is present, so rows can go in with one Core executemany (no ORM objects
+    on the paths every upload and every batch item take).
+    """
+    now = utcnow()
+    row: dict[str, Any] = {
+        "id": new_id(), "tenant_id": None, "batch_id": None, "position": None,
+        "filename": "", "path": None, "sha256": None, "queue": "scan", "status": "queued",
+        "owner": None, "result_id": None, "cached": False, "error_code": None,
+        "error_message": None, "attempts": 0, "created_at": now, "dispatched_at": now,
+        "started_at": None, "finished_at": None,
+    }  # fmt: skip
+    unknown = values.keys() - row.keys()
+    if unknown:
+        raise ValueError(f"not columns of scans: {sorted(unknown)}")
+    return row | values
