@@ -28,6 +28,9 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def media_status(code: str) -> int:
+    """The HTTP status of a failed scan's code: a media code's, 500 for our own failure."""
+    if code == "internal_error":
+        return 500
     return MEDIA_STATUS.get(code, 422)
 
 

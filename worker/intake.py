@@ -79,7 +79,12 @@ def _answer_from_stored(session: Session, rows: list[dict[str, Any]], settings: 
 
 
 def submit_upload(
-    upload: Upload, *, tenant_id: int, settings: Settings, dispatcher: Dispatcher
+    upload: Upload,
+    *,
+    tenant_id: int,
+    settings: Settings,
+    dispatcher: Dispatcher,
+    scan_id: str | None = None,
 ) -> tuple[str, str]:
     """Store one upload and queue it (or answer it from a stored result).
 
@@ -90,6 +95,8 @@ def submit_upload(
     """
     sha, _ = _store(upload, settings, BlobStore(settings.blob_dir))
     row = scan_row(tenant_id=tenant_id, filename=upload.filename, sha256=sha, queue="scan")
+    if scan_id is not None:  # chosen by the caller, to wait for it before it is sent
+        row["id"] = scan_id
     with session_scope(settings.sqlalchemy_url) as session:
         _answer_from_stored(session, [row], settings)
         session.execute(insert(SCANS), [row])

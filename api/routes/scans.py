@@ -18,6 +18,7 @@ from api.routes._forms import files_of, multipart_doc, read_form
 from api.schemas import ScanAccepted, ScanList, ScanOut
 from worker import intake
 from worker.contract import scan_view
+from worker.db import new_id
 from worker.notify import Waiters
 from worker.settings import Settings
 
@@ -41,12 +42,15 @@ async def wait_for(
     waiters: Waiters,
     *,
     queued: bool = False,
+    event: asyncio.Event | None = None,
 ) -> dict[str, Any]:
     """The scan's view once it is finished (woken by the worker's notification), or
-    when ``timeout_s`` has passed. ``queued``: the scan was just sent, so the first
-    read of the database can wait for the first notification."""
+    when ``timeout_s`` has passed. ``event``: registered before the scan was sent, so no
+    notification can be missed; then, with ``queued``, the first read of the database
+    can wait for the first notification."""
     deadline = time.monotonic() + timeout_s
-    event = waiters.register(scan_id)
+    if event is None:
+        event, queued = waiters.register(scan_id), False
     try:
         while True:
             if queued:
@@ -94,14 +98,24 @@ async def create_scan(
     if not files:
         raise HTTPException(422, "the multipart field 'file' is missing")
     upload = files[0]
-    scan_id, status = await run_in_threadpool(
-        intake.submit_upload,
-        intake.Upload(upload.filename or "upload", upload.file),
-        tenant_id=tenant_id,
-        settings=settings,
-        dispatcher=dispatcher,
-    )
-    await form.close()
+    # The id is chosen here so that the waiter exists before any worker can finish.
+    scan_id = new_id()
+    event = dispatcher.waiters.register(scan_id) if wait > 0 else None
+    try:
+        _, status = await run_in_threadpool(
+            intake.submit_upload,
+            intake.Upload(upload.filename or "upload", upload.file),
+            tenant_id=tenant_id,
+            settings=settings,
+            dispatcher=dispatcher,
+            scan_id=scan_id,
+        )
+    except BaseException:
+        if event is not None:
+            dispatcher.waiters.release(scan_id, event)
+        raise
+    finally:
+        await form.close()
     if wait > 0 or status in FINISHED:  # a stored result answers at once
         view = await wait_for(
             scan_id,
@@ -110,6 +124,7 @@ async def create_scan(
             min(wait, settings.max_wait_s),
             dispatcher.waiters,
             queued=status == "queued",
+            event=event,
         )
         if view["status"] in FINISHED:
             return finished_response(view)
