@@ -37,8 +37,10 @@ _stop = threading.Event()
 
 @app.task(name="synthguard.process_scans", bind=True)
 def process_scans_task(self: Any, scan_ids: list[str]) -> dict[str, int]:
+    finished: list[str] = []
     try:
         report = run_process_scans(scan_ids, settings=settings, owner=self.request.id)
+        finished = report.finished
     except SoftTimeLimitExceeded:
         mark_crashed(
             scan_ids,
@@ -48,7 +50,8 @@ def process_scans_task(self: Any, scan_ids: list[str]) -> dict[str, int]:
         )
         return {"timeout": len(scan_ids)}
     finally:
-        publish(_redis(), scan_ids)  # wakes ``?wait=`` requests in the API processes
+        # Wakes ``?wait=`` requests in the API processes, for the gathered uploads too.
+        publish(_redis(), [*scan_ids, *finished])
     return {"scored": report.scored, "cached": report.cached, "failed": report.failed}
 
 

@@ -79,10 +79,12 @@ class EmbeddedDispatcher(Dispatcher):
         ids = list(scan_ids)
 
         def task() -> None:
+            finished: list[str] = []
             try:
-                run_process_scans(ids, settings=self.settings)
+                finished = run_process_scans(ids, settings=self.settings).finished
             finally:
-                self.waiters.notify(ids)
+                # The gathered uploads too: their own tasks may still be waiting in line.
+                self.waiters.notify([*ids, *finished])
 
         self._submit(queue, task)
 

@@ -41,6 +41,7 @@ class ProcessReport:
     failed: int = 0
     skipped: int = 0  # finished, canceled, or taken by another task's micro-batch
     microbatch: int = 0  # scans scored together, with waiting uploads gathered
+    finished: list[str] = field(default_factory=list)  # ids this call finished, gathered ones too
     errors: dict[str, int] = field(default_factory=dict)
 
 
@@ -103,6 +104,7 @@ def process_scans(
     if not claimed:
         return report
     report.microbatch = len(claimed)
+    report.finished = [c.id for c in claimed]
     store = BlobStore(settings.blob_dir)
     limits = ImageLimits(max_bytes=settings.max_upload_bytes)
     items: list[_Item] = []

@@ -224,6 +224,7 @@ def test_an_upload_task_gathers_waiting_uploads_into_one_batch(settings: Setting
     batch_item = add_scans(settings, [png(173)], queue="batch")  # not an upload: left alone
     report = process_scans(ids[:1], settings=settings, owner="task-a")
     assert (report.claimed, report.microbatch, report.scored) == (1, 3, 3)
+    assert set(report.finished) == set(ids)  # whose waiters are woken, gathered ones too
     scans = scans_by_id(url, ids)
     assert {(s.status, s.attempts, s.owner) for s in scans.values()} == {("done", 1, "task-a")}
     # Their own messages arrive later and find nothing to do.
