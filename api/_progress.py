@@ -1,10 +1,14 @@
-"""Rich progress bars for the CLI: one bar per stage, with the latest metrics."""
+"""The CLI's console: rich progress bars (one per stage, with the latest metrics), and
+one-line errors for what a user caused."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -17,6 +21,9 @@ from rich.progress import (
 )
 
 console = Console(stderr=True)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class StageBars:
@@ -46,3 +53,17 @@ def stage_bars() -> Iterator[StageBars]:
     )
     with progress:
         yield StageBars(progress)
+
+
+def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Show a user-caused error (``ValueError``) as one red line and exit with status 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ValueError as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper

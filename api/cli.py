@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from api._progress import console, stage_bars
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from api import cli_service
+from api._progress import console, stage_bars, user_errors
 
 app = typer.Typer(
     name="synthguard",
@@ -26,33 +22,15 @@ app = typer.Typer(
 generators_app = typer.Typer(help="Built-in generators: list, train, sample.", no_args_is_help=True)
 corpus_app = typer.Typer(help="Labeled corpora of real and synthetic media.", no_args_is_help=True)
 sources_app = typer.Typer(help="Real sources: what a real folder holds.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
-db_app = typer.Typer(help="The service database.", no_args_is_help=True)
 app.add_typer(generators_app, name="generators")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(sources_app, name="sources")
-app.add_typer(keys_app, name="keys")
-app.add_typer(db_app, name="db")
 
 RealOpt = Annotated[
     str,
     typer.Option("--real", help="'starter' (photos bundled with installed packages) or a folder"),
 ]
 PresetOpt = Annotated[str, typer.Option(help="Config preset: tiny (seconds) or default.")]
-
-
-def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Show a user-caused error (``ValueError``) as one red line and exit with status 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except ValueError as exc:
-            console.print(f"[bold red]error:[/] {exc}")
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def _parse_sets(pairs: list[str]) -> dict[str, Any]:
@@ -382,164 +360,6 @@ def scan_cmd(
     )
 
 
-@app.command("serve")
-@user_errors
-def serve_cmd(
-    host: Annotated[str | None, typer.Option(help="Bind address (SYNTHGUARD_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (SYNTHGUARD_PORT).")] = None,
-    access_log: Annotated[
-        bool, typer.Option("--access-log", help="Log every request (costs ~1 ms each).")
-    ] = False,
-) -> None:
-    """Start the API. Without SYNTHGUARD_REDIS_URL, tasks run in this process (SQLite)."""
-    import os
-
-    import uvicorn
-
-    from api.app import create_app
-    from worker.settings import Settings
-
-    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
-    for key, value in overrides.items():  # workers and reloads read the same values
-        os.environ[f"SYNTHGUARD_{key.upper()}"] = str(value)
-    url = f"http://{settings.host}:{settings.port}"
-    mode = (
-        "embedded: tasks run in this process"
-        if settings.embedded
-        else f"Celery workers through {settings.redis_url} (start them with `synthguard worker`)"
-    )
-    console.print(f"[bold]synthguard[/] at [bold]{url}[/]  ({mode})")
-    console.print(f"database: {_redact(settings.sqlalchemy_url)}; uploads: {settings.blob_dir}")
-    if settings.keys_required:
-        console.print("API keys are required: `synthguard keys create --tenant NAME`")
-    else:
-        console.print(
-            "[yellow]open access[/]: no API key needed, because the server listens on "
-            f"{settings.host} only (set SYNTHGUARD_REQUIRE_KEYS=true to require keys)"
-        )
-    console.print(f"try:  curl -F file=@photo.jpg '{url}/v1/scans?wait=10'   or open {url}/")
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        access_log=access_log,
-    )
-
-
-def _redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
-
-
-@app.command("worker")
-@user_errors
-def worker_cmd(
-    queues: Annotated[str, typer.Option(help="Comma-separated queues to consume.")] = "scan,batch",
-    concurrency: Annotated[int, typer.Option(help="Worker processes (one per GPU with CUDA).")] = 1,
-    loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
-    hostname: Annotated[str | None, typer.Option(help="Node name (default: celery@host).")] = None,
-) -> None:
-    """Start a Celery worker that scores scans (needs SYNTHGUARD_REDIS_URL)."""
-    import os
-
-    from worker.db import migrate
-    from worker.dispatch import QUEUES
-    from worker.settings import get_settings
-
-    settings = get_settings()
-    if settings.embedded:
-        raise ValueError(
-            "a worker needs a broker: set SYNTHGUARD_REDIS_URL (e.g. redis://127.0.0.1:6379/0);"
-            " without one, `synthguard serve` runs tasks itself"
-        )
-    wanted = [q.strip() for q in queues.split(",") if q.strip()]
-    unknown = sorted(set(wanted) - set(QUEUES))
-    if unknown:
-        raise ValueError(f"unknown queue(s) {unknown}; valid: {', '.join(QUEUES)}")
-    if concurrency < 1:
-        raise ValueError("--concurrency must be at least 1")
-    migrate(settings.sqlalchemy_url)
-    os.environ["SYNTHGUARD_WORKER_CONCURRENCY"] = str(concurrency)
-    from worker.celery_app import app as celery_app
-
-    argv = ["worker", "-Q", ",".join(wanted), "-c", str(concurrency), "-P", "prefork",
-            "--loglevel", loglevel, "--without-gossip", "--without-mingle"]  # fmt: skip
-    if hostname:
-        argv += ["-n", hostname]
-    celery_app.worker_main(argv)
-
-
-@keys_app.command("create")
-@user_errors
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="The tenant the key belongs to.")],
-) -> None:
-    """Make an API key; it is printed once and stored only as a hash."""
-    from api.auth import create_key
-    from worker.db import migrate
-    from worker.settings import get_settings
-
-    settings = get_settings()
-    migrate(settings.sqlalchemy_url)
-    key = create_key(tenant, settings=settings)
-    console.print(
-        f"key for tenant [bold]{tenant}[/] (shown once; send as 'Authorization: Bearer KEY'):"
-    )
-    print(key)
-
-
-@keys_app.command("list")
-@user_errors
-def keys_list() -> None:
-    """Keys by id, tenant and prefix (the keys themselves are not stored)."""
-    from api.auth import list_keys
-    from worker.db import migrate
-    from worker.settings import get_settings
-
-    settings = get_settings()
-    migrate(settings.sqlalchemy_url)
-    table = Table("id", "tenant", "prefix", "created", "revoked")
-    for k in list_keys(settings=settings):
-        table.add_row(str(k.id), k.tenant, k.prefix + "...", str(k.created_at)[:19],
-                      str(k.revoked_at)[:19] if k.revoked_at else "")  # fmt: skip
-    console.print(table)
-
-
-@keys_app.command("revoke")
-@user_errors
-def keys_revoke(
-    key_id: Annotated[int, typer.Argument(help="The key's id (see `keys list`).")],
-) -> None:
-    """Revoke a key: requests with it get 401 from now on."""
-    from api.auth import revoke_key
-    from worker.db import migrate
-    from worker.errors import NotFound
-    from worker.settings import get_settings
-
-    settings = get_settings()
-    migrate(settings.sqlalchemy_url)
-    try:
-        revoke_key(key_id, settings=settings)
-    except NotFound as exc:
-        raise ValueError(exc.message) from None
-    console.print(f"key {key_id} revoked")
-
-
-@db_app.command("upgrade")
-@user_errors
-def db_upgrade() -> None:
-    """Create or migrate the database schema (the API and workers also do this at start)."""
-    from worker.db import migrate
-    from worker.settings import get_settings
-
-    settings = get_settings()
-    migrate(settings.sqlalchemy_url)
-    console.print(f"database {_redact(settings.sqlalchemy_url)} is at the newest schema")
-
-
 def _expand(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
@@ -548,6 +368,9 @@ def _expand(paths: list[Path]) -> list[Path]:
         else:
             files.append(p)  # a missing file is reported per file, not fatal
     return files
+
+
+cli_service.register(app)  # serve, worker, keys, db
 
 
 if __name__ == "__main__":  # pragma: no cover
