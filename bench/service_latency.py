@@ -24,6 +24,7 @@ import torch
 
 from bench._procs import free_port, processes, redis_server, start, wait_ready
 from bench.image_scan import write_files
+from bench.service_load import make_images
 from detector.inference import Detector
 
 
@@ -62,8 +63,7 @@ def service_latency(root: Path, blobs: list[bytes], mode: str, threads: int) -> 
         wait_ready(base, workers=1 if mode == "celery" else 0, logs=logs)
         ms = []
         with httpx.Client(base_url=base, timeout=30) as client:
-            warm = write_warmup(root, 10)
-            for b in warm:
+            for b in make_images(10, 64, seed=time.monotonic_ns() % 2**32):
                 client.post("/v1/scans?wait=10", files={"file": ("w.png", b)})
             for i, b in enumerate(blobs):
                 t0 = time.perf_counter()
@@ -81,22 +81,6 @@ def service_latency(root: Path, blobs: list[bytes], mode: str, threads: int) -> 
         with processes(env, logs) as procs:
             start(procs, ["worker", "--loglevel", "warning"], env, logs / "worker.log")
             return run(procs)
-
-
-def write_warmup(root: Path, n: int) -> list[bytes]:
-    folder = root / f"warm-{time.monotonic_ns()}"
-    folder.mkdir()
-    rng = np.random.default_rng(time.monotonic_ns() % 2**32)
-    import io
-
-    from PIL import Image
-
-    out = []
-    for _ in range(n):
-        buf = io.BytesIO()
-        Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "PNG")
-        out.append(buf.getvalue())
-    return out
 
 
 def main() -> None:

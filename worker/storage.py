@@ -11,7 +11,6 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -25,40 +24,23 @@ class BlobStore:
         return self.root / sha256[:2] / sha256
 
     def put_bytes(self, data: bytes) -> tuple[str, bool]:
-        """Store ``data``; returns ``(sha256, newly_stored)``."""
+        """Store ``data`` (hashed once); returns ``(sha256, newly_stored)``."""
         sha = hashlib.sha256(data).hexdigest()
         final = self.path(sha)
         if final.exists():
             os.utime(final)  # fresh again for the retention sweep
             return sha, False
-        _, _, created = self.put_chunks([data])
-        return sha, created
-
-    def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int, bool]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        n = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=".upload-")
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    out.write(chunk)
-                    n += len(chunk)
-            sha = digest.hexdigest()
-            final = self.path(sha)
-            final.parent.mkdir(exist_ok=True)
-            created = not final.exists()
-            if created:
-                os.replace(tmp, final)
-            else:
-                os.utime(final)  # fresh again for the retention sweep
-                os.unlink(tmp)
-            return sha, n, created
+                out.write(data)
+            os.replace(tmp, final)  # a concurrent writer of the same content wrote the same
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        return sha, True
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

@@ -38,14 +38,14 @@ def run_expand_batch(
     return expand_batch(batch_id, settings=settings, dispatcher=dispatcher or _dispatcher(settings))
 
 
-_dispatchers: dict[int, Dispatcher] = {}
+_dispatcher_: Dispatcher | None = None
 
 
 def _dispatcher(settings: Settings) -> Dispatcher:
-    # In a worker, expansion sends the items it adds through the same broker.
-    key = id(settings)
-    if key not in _dispatchers:
+    """In a worker, expansion sends the items it adds through the same broker."""
+    global _dispatcher_
+    if _dispatcher_ is None:
         from worker.dispatch import make_dispatcher
 
-        _dispatchers[key] = make_dispatcher(settings)
-    return _dispatchers[key]
+        _dispatcher_ = make_dispatcher(settings)
+    return _dispatcher_
