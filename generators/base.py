@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from detector.config import config_hash, to_dict
-from generators.sources import RealSource
 
 # on_step(step, total_steps, metrics) - the CLI turns this into a rich progress bar.
 StepFn = Callable[[int, int, dict[str, float]], None]
@@ -20,18 +19,27 @@ StepFn = Callable[[int, int, dict[str, float]], None]
 
 @dataclass
 class Samples:
-    """Generated media. ``images`` is ``(N, H, W, 3)`` uint8 RGB.
+    """Generated media: ``images`` is ``(N, H, W, 3)`` uint8 RGB for image generators;
+    voice generators leave it ``None`` and fill ``audio`` (one ``(n_i,)`` float32 clip in
+    [-1, 1] per item, at ``sample_rate``).
 
     ``sources`` holds, per item, the id of the real item it was made from
-    (autoencoders reconstruct real crops) or ``None`` (GAN and diffusion samples).
+    (autoencoders reconstruct real crops, vocoders resynthesise real utterances) or
+    ``None`` (GAN, diffusion and text-to-speech samples). ``segments`` holds, per item,
+    the synthetic part ``(start_s, end_s)`` of a partially synthetic clip, else ``None``.
     """
 
-    images: np.ndarray
+    images: np.ndarray | None
     sources: list[str | None]
     seeds: list[int] = field(default_factory=list)  # per-item seeds, for provenance
+    audio: list[np.ndarray] | None = None
+    sample_rate: int = 0
+    segments: list[tuple[float, float] | None] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.images)
+        if self.images is not None:
+            return len(self.images)
+        return len(self.audio or [])
 
 
 @dataclass
@@ -74,11 +82,12 @@ class Generator(abc.ABC):
         }
 
     @abc.abstractmethod
-    def fit(self, source: RealSource, *, on_step: StepFn | None = None) -> FitReport:
-        """Train on crops of ``source``'s real images; returns what the training did."""
+    def fit(self, source: Any, *, on_step: StepFn | None = None) -> FitReport:
+        """Train on ``source``'s real media (a ``RealSource`` of images, or an
+        ``AudioSource`` for voice generators); returns what the training did."""
 
     @abc.abstractmethod
-    def generate(self, n: int, *, seed: int, source: RealSource | None = None) -> Samples:
+    def generate(self, n: int, *, seed: int, source: Any | None = None) -> Samples:
         """``n`` samples; the same seed (and source) gives the same output."""
 
     def to(self, device: str | torch.device) -> Generator:

@@ -1,23 +1,44 @@
-"""Real sources: ``starter`` (photos installed packages carry) or a user's folder."""
+"""Real sources: ``starter`` (media installed packages carry) or a user's folder."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+from generators.sources.audio import (
+    AudioSource,
+    Utterance,
+    audio_folder_source,
+    audio_starter_source,
+)
 from generators.sources.base import DEFAULT_SCALES, Crop, RealItem, RealSource, Skipped
 from generators.sources.folder import folder_source
 from generators.sources.starter import starter_source
 
 
-def open_source(spec: str, *, on_file: Callable[[int, Path], None] | None = None) -> RealSource:
-    """``"starter"`` or a folder path."""
+def open_source(
+    spec: str,
+    *,
+    modality: str = "image",
+    on_file: Callable[[int, Path], None] | None = None,
+) -> RealSource | AudioSource:
+    """``"starter"`` or a folder path, read as images or as speech."""
+    if modality == "audio":
+        if spec == "starter":
+            return audio_starter_source()
+        return audio_folder_source(spec, on_file=on_file)
+    if modality != "image":
+        raise ValueError(f"unknown modality {modality!r}; valid values: ['image', 'audio']")
     if spec == "starter":
         return starter_source()
     return folder_source(spec, on_file=on_file)
 
 
 __all__ = [
+    "AudioSource",
+    "Utterance",
+    "audio_folder_source",
+    "audio_starter_source",
     "DEFAULT_SCALES",
     "Crop",
     "RealItem",
