@@ -46,22 +46,27 @@ def _parse_sets(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _open_source(spec: str) -> Any:
+def _open_source(spec: str, modality: str = "image") -> Any:
     from generators.sources import open_source
 
-    with console.status(f"reading real images from {spec} ..."):
-        source = open_source(spec)
+    what = "speech" if modality == "audio" else "images"
+    with console.status(f"reading real {what} from {spec} ..."):
+        source = open_source(spec, modality=modality)
     skipped = source.skipped_summary()
     note = ", ".join(f"{n} {code}" for code, n in skipped.items()) or "none"
-    console.print(f"real source [bold]{spec}[/]: {len(source)} images; skipped: {note}")
+    unit = "recordings" if modality == "audio" else "images"
+    console.print(f"real source [bold]{spec}[/]: {len(source)} {unit}; skipped: {note}")
     return source
+
+
+ModalityOpt = Annotated[str, typer.Option(help="Media modality: image or audio.")]
 
 
 @sources_app.command("check")
 @user_errors
-def sources_check(real: RealOpt = "starter") -> None:
-    """List the usable images of a real source and every skipped file with its reason."""
-    source = _open_source(real)
+def sources_check(real: RealOpt = "starter", modality: ModalityOpt = "image") -> None:
+    """List the usable media of a real source and every skipped file with its reason."""
+    source = _open_source(real, modality)
     table = Table("skipped file", "code", "reason")
     for s in source.skipped:
         table.add_row(s.path, s.code, s.message)
@@ -100,7 +105,7 @@ def generators_train(
     from generators import create, save_generator
 
     gen = create(name, preset=preset, **_parse_sets(set_))
-    source = _open_source(real)
+    source = _open_source(real, gen.modality)
     with stage_bars() as bars:
         report = gen.fit(source, on_step=lambda s, t, m: bars.update(f"fit {name}", s, t, m))
     save_generator(gen, out, real_source=real)
@@ -123,9 +128,10 @@ def generators_sample(
         ),
     ] = None,
 ) -> None:
-    """Sample a trained generator into lossless PNG files."""
+    """Sample a trained generator into lossless files (PNG images, FLAC clips)."""
     from PIL import Image
 
+    from detector.media.audio import encode_audio
     from generators import load_generator
     from generators.checkpoint import read_checkpoint_meta
 
@@ -133,13 +139,18 @@ def generators_sample(
     source = None
     if gen.conditional:
         source = _open_source(
-            real or read_checkpoint_meta(checkpoint).get("real_source", "starter")
+            real or read_checkpoint_meta(checkpoint).get("real_source", "starter"), gen.modality
         )
     with console.status(f"sampling {n} from {gen.name} ..."):
         samples = gen.generate(n, seed=seed, source=source)
     out.mkdir(parents=True, exist_ok=True)
-    for i, img in enumerate(samples.images):
-        Image.fromarray(img).save(out / f"{gen.name}-{seed}-{i:05d}.png")
+    if samples.audio is not None:
+        for i, clip in enumerate(samples.audio):
+            data = encode_audio(clip, samples.sample_rate, "flac")
+            (out / f"{gen.name}-{seed}-{i:05d}.flac").write_bytes(data)
+    else:
+        for i, img in enumerate(samples.images if samples.images is not None else []):
+            Image.fromarray(img).save(out / f"{gen.name}-{seed}-{i:05d}.png")
     console.print(f"wrote {n} samples to {out}")
 
 
@@ -151,10 +162,11 @@ def corpus_build(
         str, typer.Option(help="Comma-separated generator names.")
     ] = "gan_tconv,ae_bilinear,ddpm",
     real: RealOpt = "starter",
-    modality: Annotated[str, typer.Option(help="Media modality.")] = "image",
+    modality: ModalityOpt = "image",
     per_generator: Annotated[int, typer.Option(help="Synthetic items per generator.")] = 700,
     n_real: Annotated[
-        int | None, typer.Option(help="Real items (default: all synthetic items).")
+        int | None,
+        typer.Option(help="Real items (default: images as many as synthetic, audio all)."),
     ] = None,
     preset: PresetOpt = "default",
     size: Annotated[int, typer.Option(help="Side of every item, in pixels.")] = 64,
@@ -185,7 +197,7 @@ def corpus_build(
         ),
         seed=seed,
     )
-    source = _open_source(config.real)
+    source = _open_source(config.real, modality)
     t0 = time.perf_counter()
     with stage_bars() as bars:
         report = build_corpus(config, out, on_progress=bars.update, source=source)
@@ -214,10 +226,17 @@ def _print_build(report: Any, seconds: float) -> None:
     def auc(key: str) -> str:
         return "n/a" if a[key] is None else f"{a[key]:.3f}"
 
-    console.print(
-        f"encoding audit (AUC of one fact alone, 0.5 = no signal): format {auc('auc_format')}, "
-        f"JPEG quality {auc('auc_jpeg_quality')}, file bytes {auc('auc_file_bytes')}"
-    )
+    if "auc_duration" in a:
+        facts = (
+            f"codec {auc('auc_format')}, bitrate {auc('auc_bitrate')}, "
+            f"duration {auc('auc_duration')}, file bytes {auc('auc_file_bytes')}"
+        )
+    else:
+        facts = (
+            f"format {auc('auc_format')}, JPEG quality {auc('auc_jpeg_quality')}, "
+            f"file bytes {auc('auc_file_bytes')}"
+        )
+    console.print(f"encoding audit (AUC of one fact alone, 0.5 = no signal): {facts}")
     console.print(f"[bold green]corpus written to {report.out_dir.resolve()}[/] in {seconds:.0f}s")
 
 
@@ -238,19 +257,21 @@ def train_cmd(
         Path, typer.Option(help="Model folder to write (model.safetensors + card.json).")
     ],
     preset: PresetOpt = "default",
+    modality: ModalityOpt = "image",
     set_: Annotated[list[str], typer.Option("--set", help="Model config override KEY=VALUE.")] = [],  # noqa: B006
     train_set: Annotated[
         list[str], typer.Option("--train-set", help="Training override KEY=VALUE.")
     ] = [],  # noqa: B006
     resume: Annotated[bool, typer.Option(help="Continue from the last saved epoch in OUT.")] = True,
 ) -> None:
-    """Train an image detector on corpora, calibrate it on validation, test it."""
-    from detector.train.image import train_image_detector
+    """Train an image or voice detector on corpora, calibrate it on validation, test it."""
+    from detector.train.trainer import train_detector
 
     with stage_bars() as bars:
-        result = train_image_detector(
+        result = train_detector(
             corpus,
             out,
+            modality=modality,
             preset=preset,
             model_overrides=_parse_sets(set_),
             train_overrides=_parse_sets(train_set),
@@ -276,11 +297,18 @@ def evaluate_cmd(
     model: Annotated[
         Path | None, typer.Option(help="Model folder (default: the shipped model).")
     ] = None,
+    modality: Annotated[
+        str, typer.Option(help="Which shipped model when --model is not given: image or audio.")
+    ] = "image",
     leave_one_out: Annotated[
         bool, typer.Option(help="Train without each family, test on it.")
     ] = False,
     robustness: Annotated[
-        bool, typer.Option(help="AUC after JPEG, resize, blur and noise.")
+        bool,
+        typer.Option(
+            help="AUC after JPEG, resize, blur, noise (images); codecs, noise, "
+            "telephone band (audio)."
+        ),
     ] = False,
     preset: Annotated[str, typer.Option(help="Preset of the leave-one-out trainings.")] = "default",
     train_set: Annotated[
@@ -297,6 +325,7 @@ def evaluate_cmd(
             out,
             leave_one_out=leave_one_out,
             robustness=robustness,
+            modality=modality,
             loo_preset=preset,
             loo_overrides=_parse_sets(train_set),
             on_progress=bars.update,
@@ -310,54 +339,99 @@ def evaluate_cmd(
 def scan_cmd(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders to scan.")],
     model: Annotated[
-        Path | None, typer.Option(help="Model folder (default: the shipped model).")
+        Path | None, typer.Option(help="Image model folder (default: the shipped model).")
+    ] = None,
+    audio_model: Annotated[
+        Path | None, typer.Option(help="Voice model folder (default: the shipped model).")
     ] = None,
     jsonl: Annotated[
         bool, typer.Option("--jsonl", help="One JSON object per file on stdout.")
     ] = False,
     batch: Annotated[int, typer.Option(help="Files decoded and scored together.")] = 64,
 ) -> None:
-    """Score files: verdict, calibrated score, model version; bad files get an error code."""
+    """Score images and recordings: verdict, calibrated score, where the evidence is (the
+    top crop of an image, the top segment of a recording), model version; bad files get
+    an error code and the scan goes on."""
     import sys
 
     from detector.inference import Detector
+    from detector.media.audio import sniff_audio_format
 
     files = _expand(paths)
-    det = Detector.load(model)
-    table = Table("file", "verdict", "score", "top crop", "error")
+    detectors: dict[str, Any] = {}
+
+    def detector_for(kind: str) -> Any:
+        if kind not in detectors:
+            folder = audio_model if kind == "audio" else model
+            detectors[kind] = Detector.load(folder, modality=kind)
+        return detectors[kind]
+
+    def kind_of(path: Path) -> str:
+        try:
+            with path.open("rb") as f:
+                return "audio" if sniff_audio_format(f.read(16)) else "image"
+        except OSError:
+            return "image"  # the image decoder reports the missing or unreadable file
+
+    table = Table("file", "verdict", "score", "evidence", "error")
     counts: dict[str, int] = {}
     with stage_bars() as bars:
         for start in range(0, len(files), batch):
-            for res in det.score(files[start : start + batch]):
+            part = files[start : start + batch]
+            kinds = [kind_of(f) for f in part]
+            scored: dict[int, Any] = {}
+            for kind in sorted(set(kinds)):
+                idx = [i for i, k in enumerate(kinds) if k == kind]
+                for i, res in zip(
+                    idx, detector_for(kind).score([part[i] for i in idx]), strict=True
+                ):
+                    scored[i] = res
+            for i in range(len(part)):
+                res = scored[i]
                 key = res.verdict or (res.error or {}).get("code", "error")
                 counts[key] = counts.get(key, 0) + 1
                 if jsonl:
-                    row = {
-                        "path": res.source,
-                        "sha256": res.sha256,
-                        "verdict": res.verdict,
-                        "score": res.score,
-                        "model": res.model,
-                        "media": res.media,
-                        "top_crop": res.crops[res.top_crop] if res.top_crop is not None else None,
-                        "error": res.error,
-                    }
-                    sys.stdout.write(json.dumps(row) + "\n")
+                    sys.stdout.write(json.dumps(_scan_row(res)) + "\n")
                 else:
                     table.add_row(
                         res.source,
                         res.verdict or "-",
                         f"{res.score:.4f}" if res.score is not None else "-",
-                        str(res.crops[res.top_crop]["box"]) if res.top_crop is not None else "-",
+                        _evidence(res),
                         f"{res.error['code']}: {res.error['message']}" if res.error else "",
                     )
             bars.update("scan", min(start + batch, len(files)), len(files), {})
     if not jsonl:
         console.print(table)
+    used = ", ".join(f"{d.modality} {d.name} {d.version}" for d in detectors.values())
     console.print(
-        f"{len(files)} files with model {det.name} {det.version}: "
+        f"{len(files)} files with {used or 'no model'}: "
         + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     )
+
+
+def _scan_row(res: Any) -> dict[str, Any]:
+    return {
+        "path": res.source,
+        "sha256": res.sha256,
+        "verdict": res.verdict,
+        "score": res.score,
+        "model": res.model,
+        "media": res.media,
+        "top_crop": res.crops[res.top_crop] if res.top_crop is not None else None,
+        "segments": res.segments,
+        "top_segment": res.segments[res.top_segment] if res.top_segment is not None else None,
+        "error": res.error,
+    }
+
+
+def _evidence(res: Any) -> str:
+    if res.top_crop is not None:
+        return f"crop {res.crops[res.top_crop]['box']}"
+    if res.top_segment is not None:
+        seg = res.segments[res.top_segment]
+        return f"{seg['start_s']:.1f}-{seg['end_s']:.1f} s ({seg['score']:.2f})"
+    return "-"
 
 
 def _expand(paths: list[Path]) -> list[Path]:

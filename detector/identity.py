@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-MODALITIES = ("image",)  # audio and video join when their default models ship
+MODALITIES = ("image", "audio")  # video joins when its default model ships
 
 
 @dataclass(frozen=True)

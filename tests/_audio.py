@@ -24,7 +24,9 @@ def _resonator(x: np.ndarray, freq: float, bw: float, sr: int) -> np.ndarray:
     return lfilter([1 - r], [1, -2 * r * np.cos(theta), r * r], x)
 
 
-def speech_like(seed: int, seconds: float = 3.0, *, sr: int = SR, f0: float | None = None) -> np.ndarray:
+def speech_like(
+    seed: int, seconds: float = 3.0, *, sr: int = SR, f0: float | None = None
+) -> np.ndarray:
     """``(n,)`` float32 in [-1, 1]: a deterministic speech-like signal for a seed."""
     rng = np.random.default_rng(seed)
     n = int(seconds * sr)
@@ -51,7 +53,9 @@ def speech_like(seed: int, seconds: float = 3.0, *, sr: int = SR, f0: float | No
     return out.astype(np.float32)
 
 
-def write_speech(path: Path, seed: int, seconds: float = 3.0, *, sr: int = SR, **kw: object) -> Path:
+def write_speech(
+    path: Path, seed: int, seconds: float = 3.0, *, sr: int = SR, **kw: object
+) -> Path:
     """Write a speech-like recording (``subtype``/``format`` passed to soundfile)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(path), speech_like(seed, seconds, sr=sr), sr, **kw)  # type: ignore[arg-type]

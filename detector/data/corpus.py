@@ -21,10 +21,15 @@ class Item:
     corpus: str
     source_item: str | None
     bytes: int
+    modality: str = "image"
+    # Audio: the clip's length, and the synthetic part of a partially synthetic clip.
+    duration_s: float | None = None
+    segments: tuple[tuple[float, float], ...] | None = None
 
 
-def read_items(corpora: Iterable[str | Path]) -> list[Item]:
-    """Every image item of the given corpora (manifest.jsonl rows), with absolute paths."""
+def read_items(corpora: Iterable[str | Path], *, modality: str = "image") -> list[Item]:
+    """Every item of ``modality`` in the given corpora (manifest.jsonl rows), with
+    absolute paths."""
     # generators.corpus owns the manifest format; detector reads it as plain JSON so it
     # does not import the generators package.
     import json
@@ -39,9 +44,10 @@ def read_items(corpora: Iterable[str | Path]) -> list[Item]:
             if not line.strip():
                 continue
             row = json.loads(line)
-            if row["modality"] != "image":
+            if row["modality"] != modality:
                 continue
             synthetic = row["label"] == "synthetic"
+            segments = row.get("segments")
             items.append(
                 Item(
                     path=root / row["path"],
@@ -52,10 +58,13 @@ def read_items(corpora: Iterable[str | Path]) -> list[Item]:
                     corpus=str(root),
                     source_item=row["source_item"],
                     bytes=int(row["bytes"]),
+                    modality=modality,
+                    duration_s=row.get("duration_s"),
+                    segments=tuple((float(a), float(b)) for a, b in segments) if segments else None,
                 )
             )
     if not items:
-        raise ValueError("the corpora hold no image items")
+        raise ValueError(f"the corpora hold no {modality} items")
     return items
 
 

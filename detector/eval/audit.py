@@ -1,4 +1,5 @@
-"""Shortcut audit: how far do file size or plain image statistics get on their own?"""
+"""Shortcut audit: how far do file size, plain image statistics, or a clip's duration,
+leading silence and loudness get on their own?"""
 
 from __future__ import annotations
 
@@ -43,3 +44,36 @@ def shortcut_audit(
         "file_size_auc": shortcut_auc(fb_train, train_y, fb_test, test_y),
         "image_stats_auc": shortcut_auc(_stats(train_px), train_y, _stats(test_px), test_y),
     }
+
+
+def clip_facts(path: str) -> tuple[float, float, float]:
+    """Duration (s), leading silence (s) and loudness (dBFS of the active part) of a clip
+    as stored: decoded, before the detector's own preparation."""
+    from detector.media.audio import SAMPLE_RATE, _frame_rms_db, decode_audio
+
+    y = decode_audio(path).samples
+    db = _frame_rms_db(y)
+    active = np.flatnonzero(db > db.max() - 40.0)
+    lead = float(active[0] * 128 / SAMPLE_RATE) if len(active) else 0.0
+    loud = float(10 * np.log10(np.mean(10 ** (db[active] / 10)))) if len(active) else -120.0
+    return len(y) / SAMPLE_RATE, lead, loud
+
+
+def audio_shortcut_audit(train_items: Sequence, test_items: Sequence) -> dict[str, float | None]:
+    """Test AUC of a classifier on each clip fact alone (0.5 = the fact says nothing).
+
+    Both classes go through the same trimming and loudness normalisation, so leading
+    silence and loudness should say nothing; duration says nothing for copy-synthesis
+    (same length as its real clip) but may for text-to-speech.
+    """
+    train = np.array([clip_facts(str(it.path)) for it in train_items])
+    test = np.array([clip_facts(str(it.path)) for it in test_items])
+    ytr = np.array([it.label for it in train_items])
+    yte = np.array([it.label for it in test_items])
+    fb_train = np.log(np.array([it.bytes for it in train_items], dtype=float))[:, None]
+    fb_test = np.log(np.array([it.bytes for it in test_items], dtype=float))[:, None]
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(("duration_auc", "leading_silence_auc", "loudness_auc")):
+        out[name] = shortcut_auc(train[:, k : k + 1], ytr, test[:, k : k + 1], yte)
+    out["file_size_auc"] = shortcut_auc(fb_train, ytr, fb_test, yte)
+    return out

@@ -9,24 +9,23 @@ from typing import Any
 
 import numpy as np
 
-from detector.data.corpus import Item, load_pixels, read_items, select
-from detector.eval.audit import shortcut_audit
+from detector.data.corpus import Item, read_items, select
+from detector.eval.audit import audio_shortcut_audit, shortcut_audit
 from detector.eval.metrics import binary_metrics
 from detector.eval.plots import histogram_plot, matrix_plot, roc_plot
-from detector.eval.robustness import PERTURBATIONS
+from detector.eval.robustness import perturbations
 from detector.inference import Detector
-from detector.inference.batch import mean_logits
+from detector.train.tasks import load_media
 
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 
 
-def _probs(det: Detector, pixels: Sequence[np.ndarray]) -> np.ndarray:
-    logits = mean_logits(det.model, pixels, size=det.input_size, max_crops=det.max_crops)
-    return det.calibration.probability(logits)
+def _probs(det: Detector, media: Sequence[Any]) -> np.ndarray:
+    return det.calibration.probability(det.logits(media))
 
 
 def family_aucs(
-    det: Detector, items: Sequence[Item], pixels: Sequence[np.ndarray]
+    det: Detector, items: Sequence[Item], pixels: Sequence[Any]
 ) -> dict[str, float | None]:
     """AUC of each synthetic family against all the real items."""
     probs = _probs(det, pixels)
@@ -45,26 +44,32 @@ def evaluate(
     *,
     leave_one_out: bool = False,
     robustness: bool = False,
+    modality: str = "image",
     loo_preset: str = "default",
     loo_overrides: dict[str, Any] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Evaluate on the corpora's test split; write metrics.json, PNG plots and summary.md."""
+    """Evaluate on the corpora's test split; write metrics.json, PNG plots and summary.md.
+
+    ``modality`` only picks the shipped model when ``model`` is None; a model folder's
+    card says what it judges.
+    """
     progress = on_progress or (lambda *_a: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    det = Detector.load(model)
-    items = read_items(corpora)
+    det = Detector.load(model, modality=modality)
+    items = read_items(corpora, modality=det.modality)
     test = select(items, split="test")
     if len({it.label for it in test}) < 2:
         raise ValueError("the test split needs real and synthetic items")
     progress("score test", 0, 1, {})
-    test_px = load_pixels(test)
+    test_px = load_media(det.modality, test)
     probs = _probs(det, test_px)
     y = np.array([it.label for it in test])
     thr = det.calibration.threshold
     report: dict[str, Any] = {
         "model": {"name": det.name, "version": det.version, "path": str(model or "default")},
+        "modality": det.modality,
         "corpora": [str(Path(c).resolve()) for c in corpora],
         "overall": binary_metrics(y, probs, threshold=thr),
         "per_generator": {},
@@ -80,25 +85,27 @@ def evaluate(
     progress("score test", 1, 1, {})
 
     train = select(items, split="train")
-    train_px = load_pixels(train)
-    report["shortcut_audit"] = shortcut_audit(
-        [it.bytes for it in train],
-        train_px,
-        np.array([it.label for it in train]),
-        [it.bytes for it in test],
-        test_px,
-        y,
-    )
+    if det.modality == "audio":
+        report["shortcut_audit"] = audio_shortcut_audit(train, test)
+    else:
+        report["shortcut_audit"] = shortcut_audit(
+            [it.bytes for it in train],
+            load_media("image", train),
+            np.array([it.label for it in train]),
+            [it.bytes for it in test],
+            test_px,
+            y,
+        )
 
     if robustness:
         report["robustness"] = {"none": report["overall"]["auc"]}
-        for k, (name, fn) in enumerate(PERTURBATIONS.items()):
+        sweep = perturbations(det.modality)
+        for k, (name, fn) in enumerate(sweep.items()):
             rng = np.random.default_rng(k)
             perturbed = [fn(p, rng) for p in test_px]
-            report["robustness"][name] = binary_metrics(y, _probs(det, perturbed), threshold=thr)[
-                "auc"
-            ]
-            progress("robustness", k + 1, len(PERTURBATIONS), {})
+            auc = binary_metrics(y, _probs(det, perturbed), threshold=thr)["auc"]
+            report["robustness"][name] = auc
+            progress("robustness", k + 1, len(sweep), {})
 
     if leave_one_out:
         report["leave_one_out"] = _leave_one_out(
@@ -127,7 +134,7 @@ def evaluate(
 
 
 def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress) -> dict[str, Any]:
-    from detector.train.image import train_image_detector
+    from detector.train.trainer import train_detector
 
     families = sorted({it.family for it in test if it.label == 1})
     matrix: dict[str, dict[str, float | None]] = {"(none)": family_aucs(det, test, test_px)}
@@ -135,9 +142,10 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
     for k, fam in enumerate(families):
         run_dir = out / "leave_one_out" / fam
         train_overrides = dict(overrides, exclude_families=[fam])
-        train_image_detector(
+        train_detector(
             corpora,
             run_dir,
+            modality=det.modality,
             preset=preset,
             train_overrides=train_overrides,
             on_progress=lambda s, d, t, m, fam=fam: progress(f"LOO {fam}: {s}", d, t, m),
@@ -178,10 +186,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
             f"{_fmt(m['synthetic_accuracy'])} | {_fmt(m['ece'])} |"
         )
     a = report["shortcut_audit"]
+    facts = ", ".join(f"{k.removesuffix('_auc').replace('_', ' ')} {_fmt(v)}" for k, v in a.items())
     lines += [
         "",
-        f"Shortcut audit (test AUC of a classifier on one fact alone): file size "
-        f"{_fmt(a['file_size_auc'])}, image mean/std {_fmt(a['image_stats_auc'])}.",
+        f"Shortcut audit (test AUC of a classifier on one fact alone; 0.5 = no signal): {facts}.",
     ]
     if "robustness" in report:
         lines += ["", "| perturbation | AUC |", "|---|---|"]

@@ -19,6 +19,14 @@ def image_cnn(*, preset: str = "default", **overrides: Any) -> ImageDetector:
     return ImageDetector(ImageDetectorConfig.preset(preset, **overrides))
 
 
+@DETECTORS.register("audio_cnn", modality="audio")
+def audio_cnn(*, preset: str = "default", **overrides: Any) -> nn.Module:
+    """A spectrogram front-end (LFCC by default) and a one-channel timm CNN on 4 s chunks."""
+    from detector.models.audio import AudioDetector, AudioDetectorConfig  # needs librosa
+
+    return AudioDetector(AudioDetectorConfig.preset(preset, **overrides))
+
+
 def create(name: str, /, preset: str = "default", **overrides: Any) -> nn.Module:
     check_preset(preset)
     return DETECTORS.create(name, preset=preset, **overrides)

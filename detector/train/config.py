@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detector.config import check_preset, from_dict
+from detector.config import check_choice, check_preset, from_dict
+from detector.data.audio import AudioAugmentConfig
 from detector.data.augment import AugmentConfig
 
 
@@ -28,3 +29,28 @@ class TrainConfig:
         check_preset(name)
         base = cls() if name == "default" else cls(epochs=2, patience=2, batch_size=32)
         return from_dict(cls, dict(overrides), base=base)
+
+
+@dataclass(frozen=True)
+class AudioTrainConfig(TrainConfig):
+    """The voice detector's training: one random chunk per clip per epoch."""
+
+    epochs: int = 40
+    patience: int = 8
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # type: ignore[assignment]
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> AudioTrainConfig:
+        check_preset(name)
+        base = cls() if name == "default" else cls(epochs=2, patience=2, batch_size=16)
+        return from_dict(cls, dict(overrides), base=base)
+
+
+def train_config(modality: str, preset: str, **overrides: object) -> TrainConfig:
+    check_choice("modality", modality, ("image", "audio"))
+    if modality == "audio":
+        return AudioTrainConfig.preset(preset, **overrides)
+    return TrainConfig.preset(preset, **overrides)

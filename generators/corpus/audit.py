@@ -26,6 +26,8 @@ def encoding_audit(rows: Sequence[ManifestRow]) -> dict[str, Any]:
     image content (smooth generator output compresses better), so it is reported,
     not forced: the detector's own audit measures what it exploits.
     """
+    if rows and rows[0].modality == "audio":
+        return _audio_audit(rows)
     y = [int(r.label == "synthetic") for r in rows]
     jpeg = [r for r in rows if r.format == "jpeg"]
     by_class: dict[str, Any] = {}
@@ -48,6 +50,40 @@ def encoding_audit(rows: Sequence[ManifestRow]) -> dict[str, Any]:
             [int(r.label == "synthetic") for r in jpeg], [r.encoding["quality"] for r in jpeg]
         ),
         "auc_dimensions": _auc(y, [r.width * r.height for r in rows]),
+        "auc_file_bytes": _auc(y, [r.bytes for r in rows]),
+        "by_class": by_class,
+    }
+
+
+def _audio_audit(rows: Sequence[ManifestRow]) -> dict[str, Any]:
+    """The same question for clips: codec, bitrate, duration, file size.
+
+    Codec and bitrate are assigned label-blind (near 0.5). Duration is 0.5 for
+    copy-synthesis (same length as the real clip) but not for text-to-speech, whose
+    sentences are its own: reported, and the detector's audit says what it exploits.
+    """
+    y = [int(r.label == "synthetic") for r in rows]
+    lossy = [r for r in rows if r.encoding.get("bitrate_kbps")]
+    by_class: dict[str, Any] = {}
+    for label in ("real", "synthetic"):
+        sub = [r for r in rows if r.label == label]
+        if not sub:
+            continue
+        by_class[label] = {
+            "n": len(sub),
+            "formats": {
+                f: sum(r.format == f for r in sub) for f in sorted({r.format for r in sub})
+            },
+            "mean_duration_s": round(float(np.mean([r.duration_s or 0 for r in sub])), 3),
+            "mean_bytes": round(float(np.mean([r.bytes for r in sub])), 1),
+        }
+    return {
+        "auc_format": _auc(y, [int(r.format != "flac") for r in rows]),
+        "auc_bitrate": _auc(
+            [int(r.label == "synthetic") for r in lossy],
+            [r.encoding["bitrate_kbps"] for r in lossy],
+        ),
+        "auc_duration": _auc(y, [r.duration_s or 0.0 for r in rows]),
         "auc_file_bytes": _auc(y, [r.bytes for r in rows]),
         "by_class": by_class,
     }

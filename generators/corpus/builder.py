@@ -15,14 +15,21 @@ from detector.config import check_choice, check_preset, from_dict, to_dict
 from generators.base import Generator, Samples
 from generators.checkpoint import load_generator, read_checkpoint_meta, save_generator
 from generators.corpus.audit import encoding_audit
-from generators.corpus.encoding import EncodingConfig, choose_encoding, encode_image
+from generators.corpus.encoding import (
+    AudioEncodingConfig,
+    EncodingConfig,
+    choose_audio_encoding,
+    choose_encoding,
+    encode_clip,
+    encode_image,
+)
 from generators.corpus.manifest import ManifestRow, read_manifest, write_manifest
 from generators.corpus.splits import check_fractions, draw_splits, split_items
 from generators.registry import create, family, names
-from generators.sources import DEFAULT_SCALES, RealSource, open_source
+from generators.sources import DEFAULT_SCALES, AudioSource, RealSource, open_source
 
 CORPUS_JSON = "corpus.json"
-MODALITIES = ("image",)
+MODALITIES = ("image", "audio")
 CHUNK = 256  # items generated, encoded and written per step
 
 # on_progress(stage, done, total, metrics): stages are "real", "fit:<name>", "generate:<name>".
@@ -32,14 +39,17 @@ ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 @dataclass(frozen=True)
 class CorpusConfig:
     modality: str = "image"
-    real: str = "starter"  # "starter" or a folder of real images
+    real: str = "starter"  # "starter" or a folder of real images (or speech)
     generators: tuple[str, ...] = ("gan_tconv", "ae_bilinear", "ddpm")
     per_generator: int = 700
-    n_real: int | None = None  # default: as many real items as synthetic ones
+    # Images: real crops, default as many as synthetic items. Audio: real utterances, each
+    # used once (default all of them; a number picks that many).
+    n_real: int | None = None
     preset: str = "default"
     scales: tuple[float, ...] = DEFAULT_SCALES
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
+    audio: AudioEncodingConfig = field(default_factory=AudioEncodingConfig)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -51,6 +61,11 @@ class CorpusConfig:
         valid = names()
         for name in self.generators:
             check_choice("generator", name, valid)
+            made_for = create(name, preset="tiny").modality
+            if made_for != self.modality:
+                raise ValueError(
+                    f"generator {name!r} makes {made_for}; this corpus is {self.modality}"
+                )
         if len(set(self.generators)) != len(self.generators):
             raise ValueError(f"generator listed twice: {list(self.generators)}")
         if self.per_generator < 1:
@@ -63,7 +78,9 @@ class CorpusConfig:
     # These must match for a new build to extend an existing corpus.
     def fixed(self) -> dict[str, Any]:
         d = to_dict(self)
-        return {k: d[k] for k in ("modality", "real", "scales", "splits", "encoding", "seed")}
+        keys = ["modality", "real", "splits", "seed"]
+        keys += ["audio"] if self.modality == "audio" else ["scales", "encoding"]
+        return {k: d[k] for k in keys}
 
 
 @dataclass
@@ -94,7 +111,7 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     progress = on_progress or (lambda *_a: None)
     meta = _load_or_init_meta(out, config)
-    source = source or open_source(config.real)
+    source = source or open_source(config.real, modality=config.modality)
     split_of = _photo_splits(meta, source, config)
     _write_json(out / CORPUS_JSON, meta)  # the splits are fixed from the first run on
     rows = read_manifest(out)
@@ -112,7 +129,8 @@ def build_corpus(
     size = config.encoding.size
 
     if not any(r.label == "real" for r in rows):
-        new = _write_real(out, config, source, split_of, progress)
+        write_real = _write_real_audio if config.modality == "audio" else _write_real
+        new = write_real(out, config, source, split_of, progress)
         rows += new
         report.added["real"] = len(new)
         write_manifest(out, rows)
@@ -124,7 +142,8 @@ def build_corpus(
         gen, fit_s = _fitted_generator(out, name, config, train_source, progress)
         report.fit_seconds[name] = fit_s
         t0 = time.perf_counter()
-        new = _write_synthetic(out, config, gen, source, split_of, progress)
+        write = _write_synthetic_audio if config.modality == "audio" else _write_synthetic
+        new = write(out, config, gen, source, split_of, progress)
         report.generate_seconds[name] = round(time.perf_counter() - t0, 2)
         rows += new
         report.added[name] = len(new)
@@ -137,7 +156,10 @@ def build_corpus(
     meta["generators"] = sorted({r.generator_name for r in rows if r.generator_name})
     meta["counts"] = report.counts
     meta["audit"] = report.audit
-    meta["size"] = size
+    if config.modality == "image":
+        meta["size"] = size
+    else:
+        meta["sample_rate"] = config.audio.sample_rate
     _write_json(out / CORPUS_JSON, meta)
     return report
 
@@ -161,7 +183,7 @@ def _photo_splits(meta: dict[str, Any], source: RealSource, config: CorpusConfig
     """Splits are fixed when the corpus is first built; later photos are not used."""
     if meta.get("photo_splits") is None:
         if not len(source):
-            raise ValueError(f"real source {config.real!r} has no usable images")
+            raise ValueError(f"real source {config.real!r} has no usable {config.modality}")
         meta["photo_splits"] = split_items(
             [it.id for it in source.items], config.splits, seed=config.seed
         )
@@ -228,7 +250,10 @@ def _fitted_generator(
     out: Path, name: str, config: CorpusConfig, train_source: RealSource, progress: ProgressFn
 ) -> tuple[Generator, float]:
     """Reuse the corpus's checkpoint for ``name`` when its config matches; otherwise train."""
-    gen = create(name, preset=config.preset, image_size=config.encoding.size)
+    if config.modality == "image":
+        gen = create(name, preset=config.preset, image_size=config.encoding.size)
+    else:
+        gen = create(name, preset=config.preset)
     ckpt = out / "generators" / name
     if (ckpt / "model.safetensors").exists():
         meta = read_checkpoint_meta(ckpt)
@@ -237,7 +262,7 @@ def _fitted_generator(
             fit = loaded.fit_report
             return loaded, fit.seconds if fit else 0.0
     if not len(train_source):
-        raise ValueError("the training split has no real images to fit generators on")
+        raise ValueError("the training split has no real media to fit generators on")
     report = gen.fit(train_source, on_step=lambda s, t, m: progress(f"fit:{name}", s, t, m))
     save_generator(gen, ckpt, real_source=config.real, trained_on_split="train")
     return gen, report.seconds
@@ -289,6 +314,129 @@ def _write_synthetic(
                     seed=seed,
                     index=j,
                     source_item=src,
+                    **facts,
+                )
+            )
+        progress(f"generate:{gen.name}", start + count, n, {})
+    return rows
+
+
+def _write_clip(
+    out: Path, rel_dir: str, item_id: str, samples: Any, config: CorpusConfig
+) -> tuple[str, dict[str, Any]]:
+    enc = choose_audio_encoding(config.audio, corpus_seed=config.seed, item_id=item_id)
+    rate = config.audio.sample_rate
+    data = encode_clip(samples, rate, enc)
+    rel = f"{rel_dir}/{item_id}{enc.extension}"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_bytes(data)
+    return rel, {
+        "format": enc.format,
+        "width": 0,
+        "height": 0,
+        "encoding": enc.to_dict(),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "duration_s": round(len(samples) / rate, 4),
+        "sample_rate": rate,
+    }
+
+
+def _write_real_audio(
+    out: Path,
+    config: CorpusConfig,
+    source: AudioSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    """Each real utterance once (already prepared: trimmed, normalised), encoded like the
+    synthetic clips."""
+    usable = source.subset(list(split_of))
+    n = len(usable) if config.n_real is None else min(config.n_real, len(usable))
+    rows = []
+    for i, utt in enumerate(usable.pick(n, seed=config.seed)):
+        item_id = f"real-{i:06d}"
+        split = split_of[utt.id]
+        rel, facts = _write_clip(out, f"real/{split}", item_id, utt.load(), config)
+        rows.append(
+            ManifestRow(
+                id=item_id,
+                path=rel,
+                label="real",
+                modality="audio",
+                split=split,
+                generator_family=None,
+                generator_name=None,
+                config_hash=None,
+                seed=config.seed,
+                index=i,
+                source_item=utt.id,
+                **facts,
+            )
+        )
+        if i % 16 == 0 or i == n - 1:
+            progress("real", i + 1, n, {})
+    return rows
+
+
+AUDIO_CHUNK = 16  # clips generated, prepared, encoded and written per step
+
+
+def _write_synthetic_audio(
+    out: Path,
+    config: CorpusConfig,
+    gen: Generator,
+    source: AudioSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    """Generator clips through the same preparation as real speech (trim, loudness) and
+    the same encoding; a spliced clip's segment is shifted by what the trimming cut."""
+    from detector.media.audio import prepare_speech
+
+    n = config.per_generator
+    base_seed = int(hashlib.sha256(f"{config.seed}:{gen.name}".encode()).hexdigest()[:8], 16)
+    unconditional_splits = draw_splits(n, config.splits, seed=base_seed)
+    usable = source.subset(list(split_of))
+    rows: list[ManifestRow] = []
+    for start in range(0, n, AUDIO_CHUNK):
+        count = min(AUDIO_CHUNK, n - start)
+        seed = base_seed + start
+        samples = gen.generate(count, seed=seed, source=usable if gen.conditional else None)
+        if samples.audio is None or samples.sample_rate != config.audio.sample_rate:
+            raise ValueError(
+                f"{gen.name} made no {config.audio.sample_rate} Hz audio clips "
+                f"(sample_rate {samples.sample_rate})"
+            )
+        for j in range(count):
+            i = start + j
+            src = samples.sources[j]
+            split = split_of[src] if src is not None else unconditional_splits[i]
+            prepared = prepare_speech(samples.audio[j], samples.sample_rate)
+            clip = prepared.samples
+            segment = samples.segments[j] if samples.segments else None
+            segments = None
+            if segment is not None:
+                dur = len(clip) / samples.sample_rate
+                a = min(max(0.0, segment[0] - prepared.offset_s), dur)
+                b = min(max(0.0, segment[1] - prepared.offset_s), dur)
+                segments = [[round(a, 4), round(b, 4)]]
+            item_id = f"{gen.name}-{i:06d}"
+            rel, facts = _write_clip(out, f"synthetic/{gen.name}/{split}", item_id, clip, config)
+            rows.append(
+                ManifestRow(
+                    id=item_id,
+                    path=rel,
+                    label="synthetic",
+                    modality="audio",
+                    split=split,
+                    generator_family=family(gen.name),
+                    generator_name=gen.name,
+                    config_hash=gen.config_hash,
+                    seed=seed,
+                    index=j,
+                    source_item=src,
+                    segments=segments,
                     **facts,
                 )
             )

@@ -68,3 +68,68 @@ def encode_image(image: np.ndarray, encoding: Encoding) -> bytes:
     else:
         pil.save(buf, format="PNG", optimize=False, compress_level=6)
     return buf.getvalue()
+
+
+# --- audio --------------------------------------------------------------------------------
+
+AUDIO_FORMATS = ("flac", "mp3", "opus")
+
+
+@dataclass(frozen=True)
+class AudioEncodingConfig:
+    """The final encoding of audio items: 16 kHz mono, a label-blind mix of lossless FLAC
+    and the lossy codecs speech travels through (MP3, Opus), bitrates drawn per item."""
+
+    sample_rate: int = 16_000
+    mp3_fraction: float = 0.3
+    mp3_kbps: tuple[int, int] = (48, 128)
+    opus_fraction: float = 0.2
+    opus_kbps: tuple[int, int] = (24, 64)
+
+    def __post_init__(self) -> None:
+        if self.sample_rate != 16_000:
+            raise ValueError("audio corpora are 16 kHz (the detectors' one sample rate)")
+        if self.mp3_fraction < 0 or self.opus_fraction < 0:
+            raise ValueError("codec fractions must be >= 0")
+        if self.mp3_fraction + self.opus_fraction > 1:
+            raise ValueError("mp3_fraction + opus_fraction must be at most 1")
+        for name, (lo, hi) in (("mp3_kbps", self.mp3_kbps), ("opus_kbps", self.opus_kbps)):
+            if not 6 <= lo <= hi <= 320:
+                raise ValueError(f"{name} must satisfy 6 <= low <= high <= 320, got {lo}-{hi}")
+
+
+@dataclass(frozen=True)
+class AudioEncoding:
+    format: str  # "flac" | "mp3" | "opus"
+    bitrate_kbps: int | None  # None for FLAC
+
+    @property
+    def extension(self) -> str:
+        return {"flac": ".flac", "mp3": ".mp3", "opus": ".opus"}[self.format]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"format": self.format, "bitrate_kbps": self.bitrate_kbps, "encoder": "libsndfile"}
+
+
+def choose_audio_encoding(
+    config: AudioEncodingConfig, *, corpus_seed: int, item_id: str
+) -> AudioEncoding:
+    """The encoding of one clip: a function of (seed, id) only, so it is label-blind."""
+    digest = hashlib.sha256(f"{corpus_seed}:{item_id}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    u = rng.random()
+    if u < config.mp3_fraction:
+        return AudioEncoding("mp3", int(rng.integers(config.mp3_kbps[0], config.mp3_kbps[1] + 1)))
+    if u < config.mp3_fraction + config.opus_fraction:
+        lo, hi = config.opus_kbps
+        return AudioEncoding("opus", int(rng.integers(lo, hi + 1)))
+    return AudioEncoding("flac", None)
+
+
+def encode_clip(samples: np.ndarray, sample_rate: int, encoding: AudioEncoding) -> bytes:
+    """Encode a mono float clip (through the one audio codec path, detector.media.audio)."""
+    from detector.media.audio import encode_audio
+
+    if encoding.format == "flac":
+        return encode_audio(samples, sample_rate, "flac")
+    return encode_audio(samples, sample_rate, encoding.format, bitrate_kbps=encoding.bitrate_kbps)

@@ -20,20 +20,25 @@ class ManifestRow:
     id: str
     path: str  # relative to the corpus folder
     label: str  # "real" | "synthetic"
-    modality: str  # "image"
+    modality: str  # "image" | "audio"
     split: str  # "train" | "val" | "test"
     generator_family: str | None  # None for real items
     generator_name: str | None
     config_hash: str | None  # the generator's resolved-config hash
     seed: int  # the seed of the call (or crop draw) that made the item
     index: int  # the item's position within that call
-    source_item: str | None  # the real photo it came from (real crops, autoencoders)
-    format: str  # "png" | "jpeg"
-    width: int
-    height: int
-    encoding: dict[str, Any]  # {"format", "quality", "encoder"}
+    source_item: str | None  # the real photo or utterance it came from
+    format: str  # "png" | "jpeg" | "flac" | "mp3" | "opus"
+    width: int  # 0 for audio
+    height: int  # 0 for audio
+    encoding: dict[str, Any]  # {"format", "quality", "encoder"} or {"format", "bitrate_kbps"}
     bytes: int
     sha256: str
+    # Audio only: the clip's length and rate, and the synthetic part of a partially
+    # synthetic clip as [[start_s, end_s]] (None: the whole clip is what its label says).
+    duration_s: float | None = None
+    sample_rate: int | None = None
+    segments: list[list[float]] | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -44,15 +49,20 @@ def read_manifest(corpus_dir: str | Path) -> list[ManifestRow]:
     if not path.is_file():
         return []
     fields = {f.name for f in dataclasses.fields(ManifestRow)}
+    required = {
+        f.name
+        for f in dataclasses.fields(ManifestRow)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
     rows = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         data = json.loads(line)
-        missing = fields - set(data)
+        missing = required - set(data)
         if missing:
             raise ValueError(f"{path}:{n}: manifest row lacks {sorted(missing)}")
-        rows.append(ManifestRow(**{k: data[k] for k in fields}))
+        rows.append(ManifestRow(**{k: data[k] for k in fields if k in data}))
     return rows
 
 

@@ -35,15 +35,15 @@ def open_source(
 
 
 __all__ = [
-    "AudioSource",
-    "Utterance",
-    "audio_folder_source",
-    "audio_starter_source",
     "DEFAULT_SCALES",
+    "AudioSource",
     "Crop",
     "RealItem",
     "RealSource",
     "Skipped",
+    "Utterance",
+    "audio_folder_source",
+    "audio_starter_source",
     "folder_source",
     "open_source",
     "starter_source",

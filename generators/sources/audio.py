@@ -172,5 +172,7 @@ def audio_starter_source(folder: Path = ALSA_SOUNDS) -> AudioSource:
         if bad is not None:
             skipped.append(bad)
             continue
-        items.append(Utterance(id=f"starter:{name}", origin=str(path), license="GPL-2+ (alsa-utils)"))
+        items.append(
+            Utterance(id=f"starter:{name}", origin=str(path), license="GPL-2+ (alsa-utils)")
+        )
     return AudioSource(spec="starter", items=items, skipped=skipped)

@@ -1,0 +1,78 @@
+"""Voice detectors: a spectrogram front-end in front of a one-channel timm CNN.
+
+The network sees fixed-length chunks (4 s by default) of prepared 16 kHz speech; a
+clip is scored chunk by chunk (the timeline) and the chunk logits are aggregated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import timm
+import torch
+from torch import nn
+
+from detector.config import check_choice, check_preset, from_dict
+from detector.frontends import FrontendConfig, create_frontend, frontend_names
+
+
+@dataclass(frozen=True)
+class AudioDetectorConfig:
+    frontend: str = "lfcc"  # stft | lfcc | logmel | cqt
+    frontend_config: FrontendConfig = field(default_factory=FrontendConfig)
+    backbone: str = "resnet10t"  # any timm model name; weights are never downloaded
+    channels: tuple[int, ...] | None = (16, 32, 64, 128)
+    chunk_seconds: float = 4.0  # the network's input length
+    hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_choice("front-end", self.frontend, frontend_names())
+        if self.chunk_seconds <= 0 or self.hop_seconds <= 0:
+            raise ValueError("chunk_seconds and hop_seconds must be positive")
+        if self.hop_seconds > self.chunk_seconds:
+            raise ValueError("hop_seconds must not exceed chunk_seconds (gaps in the timeline)")
+
+    @property
+    def chunk_samples(self) -> int:
+        return round(self.chunk_seconds * self.frontend_config.sample_rate)
+
+    @property
+    def hop_samples(self) -> int:
+        return round(self.hop_seconds * self.frontend_config.sample_rate)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: object) -> AudioDetectorConfig:
+        check_preset(name)
+        base = (
+            cls()
+            if name == "default"
+            else cls(channels=(8, 16, 32, 64), chunk_seconds=2.0, hop_seconds=1.0, dropout=0.0)
+        )
+        return from_dict(cls, dict(overrides), base=base)
+
+
+class AudioDetector(nn.Module):
+    """``(B, T)`` waveforms at 16 kHz in [-1, 1] -> ``(B,)`` logits of "synthetic"."""
+
+    def __init__(self, config: AudioDetectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = create_frontend(config.frontend, config.frontend_config)
+        # One learned scale and shift of the log features (the front-ends are fixed).
+        self.norm = nn.BatchNorm2d(1)
+        kwargs: dict[str, Any] = {}
+        if config.channels is not None:
+            kwargs["channels"] = config.channels
+        self.backbone = timm.create_model(
+            config.backbone,
+            pretrained=False,
+            num_classes=1,
+            in_chans=1,
+            drop_rate=config.dropout,
+            **kwargs,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.norm(self.frontend(x))).squeeze(1)

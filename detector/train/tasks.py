@@ -1,0 +1,111 @@
+"""What differs between modalities in training and evaluation, and nothing else.
+
+The training loop, calibration, early stopping, checkpoints, metrics and the model card
+are shared (``detector.train.trainer``); a task says how items are loaded, how one
+augmented training example is drawn, how examples become a batch, and how a whole item
+is scored (crops of an image, chunks of a clip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from detector.data.corpus import Item, load_pixels
+from detector.train.config import TrainConfig
+
+
+class Task:
+    modality: ClassVar[str]
+    architecture: ClassVar[str]
+
+    def __init__(self, model_config: Any, train_config: TrainConfig) -> None:
+        self.model_config = model_config
+        self.train_config = train_config
+
+    @staticmethod
+    def load(items: Sequence[Item]) -> list[Any]:
+        raise NotImplementedError
+
+    def example(self, media: Any, item: Item, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logits(self, model: nn.Module, media: Sequence[Any]) -> np.ndarray:
+        raise NotImplementedError
+
+
+class ImageTask(Task):
+    """Images: random crops (never resizes) of augmented pixels; items scored on a grid."""
+
+    modality = "image"
+    architecture = "image_cnn"
+
+    @staticmethod
+    def load(items: Sequence[Item]) -> list[Any]:
+        return load_pixels(items)
+
+    def example(self, media: np.ndarray, item: Item, rng: np.random.Generator) -> np.ndarray:
+        from detector.data.augment import augment, random_crop
+
+        size = self.model_config.input_size
+        return random_crop(augment(media, self.train_config.augment, rng), size, rng)
+
+    def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
+        from detector.inference.batch import to_batch
+
+        return to_batch(np.stack(examples))
+
+    def logits(self, model: nn.Module, media: Sequence[np.ndarray]) -> np.ndarray:
+        from detector.inference.batch import mean_logits
+
+        return mean_logits(
+            model,
+            media,
+            size=self.model_config.input_size,
+            max_crops=self.train_config.max_crops,
+        )
+
+
+class AudioTask(Task):
+    """Clips: a random chunk per clip (holding the synthetic part of a spliced clip),
+    augmented; items scored chunk by chunk and aggregated."""
+
+    modality = "audio"
+    architecture = "audio_cnn"
+
+    @staticmethod
+    def load(items: Sequence[Item]) -> list[Any]:
+        from detector.data.audio import load_clip
+
+        return [load_clip(str(it.path)) for it in items]
+
+    def example(self, media: np.ndarray, item: Item, rng: np.random.Generator) -> np.ndarray:
+        from detector.data.audio import augment_audio, random_chunk
+
+        chunk = random_chunk(media, self.model_config.chunk_samples, rng, segments=item.segments)
+        return augment_audio(chunk, self.train_config.augment, rng)  # type: ignore[arg-type]
+
+    def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(examples).astype(np.float32, copy=False))
+
+    def logits(self, model: nn.Module, media: Sequence[np.ndarray]) -> np.ndarray:
+        from detector.inference.clips import score_clips
+
+        cfg = self.model_config
+        scored = score_clips(model, media, chunk=cfg.chunk_samples, hop=cfg.hop_samples)
+        return np.array([s.logit for s in scored])
+
+
+TASKS: dict[str, type[Task]] = {"image": ImageTask, "audio": AudioTask}
+
+
+def load_media(modality: str, items: Sequence[Item]) -> list[Any]:
+    """Decode items as the detectors of ``modality`` see them."""
+    return TASKS[modality].load(items)

@@ -1,0 +1,266 @@
+"""Training a detector on corpora, for every modality: augmentation on both classes,
+early stopping, resumable state, temperature calibration and threshold on the
+validation split, test metrics, and the model card. What is modality-specific
+(loading, examples, whole-item scoring) lives in ``detector.train.tasks``."""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import timm
+import torch
+import torch.nn.functional as F
+
+from detector.config import to_dict
+from detector.data.corpus import Item, read_items, select
+from detector.eval.calibration import Calibration, calibrate
+from detector.eval.metrics import binary_metrics
+from detector.models import create, save_model
+from detector.models.checkpoint import model_config_dict
+from detector.train.config import train_config
+from detector.train.tasks import TASKS, Task
+
+STATE = "train_state.pt"
+# on_progress(stage, done, total, metrics)
+ProgressFn = Callable[[str, int, int, dict[str, float]], None]
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    card: dict[str, Any]
+    history: list[dict[str, float]]
+
+
+def train_detector(
+    corpora: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    modality: str = "image",
+    preset: str = "default",
+    model_overrides: dict[str, Any] | None = None,
+    train_overrides: dict[str, Any] | None = None,
+    resume: bool = True,
+    on_progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train, calibrate on validation, measure on test, and write ``model.safetensors`` + card."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = on_progress or (lambda *_a: None)
+    cfg = train_config(modality, preset, **(train_overrides or {}))
+    task_cls = TASKS[modality]
+    model = create(task_cls.architecture, preset=preset, **(model_overrides or {}))
+    task = task_cls(model.config, cfg)
+
+    items = read_items(corpora, modality=modality)
+    train_items = select(items, split="train", exclude_families=cfg.exclude_families)
+    val_items = select(items, split="val", exclude_families=cfg.exclude_families)
+    test_items = select(items, split="test")
+    for name, part in (("train", train_items), ("val", val_items)):
+        if len({it.label for it in part}) < 2:
+            raise ValueError(f"the {name} split needs real and synthetic items")
+    progress("decode", 0, 2, {})
+    train_px = task.load(train_items)
+    val_px = task.load(val_items)
+    progress("decode", 2, 2, {})
+    y_train = np.array([it.label for it in train_items])
+    y_val = np.array([it.label for it in val_items])
+    # Balance the classes in the loss when the corpora are not balanced.
+    pos_weight = torch.tensor((y_train == 0).sum() / max(1, (y_train == 1).sum()))
+
+    torch.manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, len(train_items) // cfg.batch_size)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr * 0.05
+    )
+    rng = np.random.default_rng(cfg.seed)
+    state_path = out / STATE
+    start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
+    fingerprint = {
+        "train": to_dict(cfg),
+        "model": model_config_dict(model),
+        "corpora": [str(Path(c).resolve()) for c in corpora],
+    }
+    if resume and state_path.exists():
+        saved = torch.load(state_path, weights_only=False)  # our own file, written below
+        if saved["fingerprint"] == fingerprint:
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+            rng.bit_generator.state = saved["rng"]
+            torch.set_rng_state(saved["torch_rng"])
+            start_epoch, best_loss = saved["epoch"] + 1, saved["best_loss"]
+            best_state, bad_epochs, history = (
+                saved["best_state"],
+                saved["bad_epochs"],
+                saved["history"],
+            )
+            progress("resume", start_epoch, cfg.epochs, {})
+
+    t0 = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
+    for epoch in range(start_epoch, cfg.epochs):
+        if bad_epochs >= cfg.patience:
+            break
+        model.train()
+        order = rng.permutation(len(train_items))
+        losses = []
+        for b in range(steps_per_epoch):
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = task.batch([task.example(train_px[i], train_items[i], rng) for i in idx])
+            y = torch.from_numpy(y_train[idx]).float()
+            loss = F.binary_cross_entropy_with_logits(model(x), y, pos_weight=pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            progress(
+                f"epoch {epoch + 1}/{cfg.epochs}",
+                b + 1,
+                steps_per_epoch,
+                {"loss": float(np.mean(losses[-20:]))},
+            )
+        val_logits = task.logits(model, val_px)
+        val_loss = float(
+            F.binary_cross_entropy_with_logits(
+                torch.from_numpy(val_logits), torch.from_numpy(y_val).double()
+            )
+        )
+        val_auc = binary_metrics(y_val, val_logits, threshold=0.0)["auc"]
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val_loss,
+                "val_auc": val_auc,
+                "elapsed_s": round(time.perf_counter() - t0, 1),
+            }
+        )
+        progress("validation", epoch + 1, cfg.epochs, {"val_loss": val_loss, "val_auc": val_auc})
+        if val_loss < best_loss - 1e-4:
+            best_loss, best_state, bad_epochs = val_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            bad_epochs += 1
+        tmp = state_path.with_suffix(".tmp")
+        torch.save(
+            {
+                "fingerprint": fingerprint,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "epoch": epoch,
+                "best_loss": best_loss,
+                "best_state": best_state,
+                "bad_epochs": bad_epochs,
+                "history": history,
+            },
+            tmp,
+        )
+        tmp.replace(state_path)  # atomic: a crash mid-write keeps the previous epoch
+    train_seconds = time.perf_counter() - t0
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    val_logits = task.logits(model, val_px)
+    cal = calibrate(val_logits, y_val)
+    test_metrics = evaluate_items(task, model, cal, test_items)
+    card = _card(
+        task,
+        model,
+        cfg,
+        cal,
+        corpora,
+        train_items,
+        val_items,
+        test_items,
+        test_metrics,
+        binary_metrics(y_val, cal.probability(val_logits), threshold=cal.threshold),
+        history,
+        train_seconds,
+    )
+    save_model(model, card, out)
+    return TrainResult(out_dir=out, card=card, history=history)
+
+
+def evaluate_items(
+    task: Task,
+    model: torch.nn.Module,
+    cal: Calibration,
+    items: Sequence[Item],
+    *,
+    media: Sequence[Any] | None = None,
+) -> dict[str, Any]:
+    """Metrics overall and per generator (each generator against all real items)."""
+    if not items:
+        return {}
+    px = media if media is not None else task.load(items)
+    logits = task.logits(model, px)
+    probs = cal.probability(logits)
+    y = np.array([it.label for it in items])
+    result = {"overall": binary_metrics(y, probs, threshold=cal.threshold), "per_generator": {}}
+    real = y == 0
+    for gen in sorted({it.generator for it in items if it.label == 1}):
+        m = real | np.array([it.generator == gen for it in items])
+        result["per_generator"][gen] = binary_metrics(y[m], probs[m], threshold=cal.threshold)
+    return result
+
+
+def _card(
+    task,
+    model,
+    cfg,
+    cal,
+    corpora,
+    train_items,
+    val_items,
+    test_items,
+    test_metrics,
+    val_metrics,
+    history,
+    seconds,
+) -> dict[str, Any]:
+    def counts(items: Sequence[Item]) -> dict[str, int]:
+        return dict(sorted(Counter(it.generator for it in items).items()))
+
+    return {
+        "modality": task.modality,
+        "architecture": task.architecture,
+        "model_config": model_config_dict(model),
+        "train_config": to_dict(cfg),
+        "corpora": [str(Path(c).resolve()) for c in corpora],
+        "generators": sorted({it.generator for it in train_items if it.label == 1}),
+        "families": sorted({it.family for it in train_items if it.label == 1}),
+        "split_sizes": {
+            "train": counts(train_items),
+            "val": counts(val_items),
+            "test": counts(test_items),
+        },
+        "calibration": {
+            "temperature": cal.temperature,
+            "threshold": cal.threshold,
+            "uncertain_low": cal.uncertain_low,
+            "uncertain_high": cal.uncertain_high,
+            "val_eer": cal.val_eer,
+        },
+        "metrics": {"val": val_metrics, "test": test_metrics},
+        "history": history,
+        "training_seconds": round(seconds, 1),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": {
+            "torch": torch.__version__,
+            "timm": timm.__version__,
+            "python": platform.python_version(),
+        },
+    }
