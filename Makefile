@@ -4,12 +4,34 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install services run demo-corpus test lint corpus-default default-image-model bench clean
+.PHONY: install system services run demo-corpus test lint corpus-default default-image-model \
+	voice-corpus default-voice-model bench clean
+
+# Debian packages the voice side uses, installed when missing (root, apt-get): espeak-ng
+# (text-to-speech generator), alsa-utils (its voice recordings are the audio starter
+# source), a C compiler and Python headers (pyworld, the WORLD vocoder, builds from source).
+# Without apt-get or root this only warns; those generators then say what is missing.
+system:
+	@missing=""; \
+	command -v espeak-ng >/dev/null || missing="$$missing espeak-ng"; \
+	[ -f /usr/share/sounds/alsa/Front_Center.wav ] || missing="$$missing alsa-utils"; \
+	command -v gcc >/dev/null || missing="$$missing gcc"; \
+	$(PYTHON) -c "import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+		|| missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			echo "installing Debian packages:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		else echo "warning: missing$$missing (install them with apt-get as root)"; fi; \
+	fi
 
 $(STAMP): pyproject.toml
+	$(MAKE) --no-print-directory system
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,voice]' \
+		|| echo "warning: pyworld did not build; the WORLD voice generators are unavailable"
 	touch $(STAMP)
 
 install: $(STAMP)

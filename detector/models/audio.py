@@ -23,6 +23,9 @@ class AudioDetectorConfig:
     frontend_config: FrontendConfig = field(default_factory=FrontendConfig)
     backbone: str = "resnet10t"  # any timm model name; weights are never downloaded
     channels: tuple[int, ...] | None = (16, 32, 64, 128)
+    # The width of resnet10t's three-conv stem (timm's default 32 made the stem 5x the cost
+    # of the rest: 9.9 vs 3.7 ms a 4 s chunk on one core at 16, 1.9 at 8).
+    stem_width: int | None = 16
     chunk_seconds: float = 4.0  # the network's input length
     hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step
     dropout: float = 0.2
@@ -48,7 +51,13 @@ class AudioDetectorConfig:
         base = (
             cls()
             if name == "default"
-            else cls(channels=(8, 16, 32, 64), chunk_seconds=2.0, hop_seconds=1.0, dropout=0.0)
+            else cls(
+                channels=(8, 16, 32, 64),
+                stem_width=8,
+                chunk_seconds=2.0,
+                hop_seconds=1.0,
+                dropout=0.0,
+            )
         )
         return from_dict(cls, dict(overrides), base=base)
 
@@ -65,6 +74,8 @@ class AudioDetector(nn.Module):
         kwargs: dict[str, Any] = {}
         if config.channels is not None:
             kwargs["channels"] = config.channels
+        if config.stem_width is not None:
+            kwargs["stem_width"] = config.stem_width
         self.backbone = timm.create_model(
             config.backbone,
             pretrained=False,

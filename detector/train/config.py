@@ -23,6 +23,7 @@ class TrainConfig:
     max_crops: int = 16  # crops per image when scoring validation and test items
     seed: int = 0
     exclude_families: tuple[str, ...] = ()  # for leave-one-family-out runs
+    balance: bool = False  # class-balanced epochs instead of a weighted loss
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> TrainConfig:
@@ -40,6 +41,7 @@ class AudioTrainConfig(TrainConfig):
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.01
+    balance: bool = True
     augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # type: ignore[assignment]
 
     @classmethod

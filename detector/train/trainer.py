@@ -74,12 +74,19 @@ def train_detector(
     progress("decode", 2, 2, {})
     y_train = np.array([it.label for it in train_items])
     y_val = np.array([it.label for it in val_items])
-    # Balance the classes in the loss when the corpora are not balanced.
-    pos_weight = torch.tensor((y_train == 0).sum() / max(1, (y_train == 1).sum()))
+    # Balance the classes when the corpora are not balanced: in the loss (images), or by
+    # drawing the smaller class again each epoch (audio: one real utterance faces several
+    # resyntheses of itself, and each draw is a different random chunk).
+    if cfg.balance:
+        pos_weight = torch.tensor(1.0)
+        epoch_size = 2 * max(int((y_train == 0).sum()), int((y_train == 1).sum()))
+    else:
+        pos_weight = torch.tensor((y_train == 0).sum() / max(1, (y_train == 1).sum()))
+        epoch_size = len(train_items)
 
     torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, len(train_items) // cfg.batch_size)
+    steps_per_epoch = max(1, epoch_size // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr * 0.05
     )
@@ -112,7 +119,7 @@ def train_detector(
         if bad_epochs >= cfg.patience:
             break
         model.train()
-        order = rng.permutation(len(train_items))
+        order = _epoch_order(y_train, rng) if cfg.balance else rng.permutation(len(train_items))
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
@@ -131,11 +138,7 @@ def train_detector(
                 {"loss": float(np.mean(losses[-20:]))},
             )
         val_logits = task.logits(model, val_px)
-        val_loss = float(
-            F.binary_cross_entropy_with_logits(
-                torch.from_numpy(val_logits), torch.from_numpy(y_val).double()
-            )
-        )
+        val_loss = _val_loss(val_logits, y_val, balanced=cfg.balance)
         val_auc = binary_metrics(y_val, val_logits, threshold=0.0)["auc"]
         history.append(
             {
@@ -192,6 +195,23 @@ def train_detector(
     )
     save_model(model, card, out)
     return TrainResult(out_dir=out, card=card, history=history)
+
+
+def _epoch_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Every item of the larger class once, the smaller class drawn up to the same count."""
+    real, syn = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    small, large = (real, syn) if len(real) < len(syn) else (syn, real)
+    extra = rng.choice(small, size=len(large) - len(small), replace=True)
+    return rng.permutation(np.concatenate([large, small, extra]))
+
+
+def _val_loss(logits: np.ndarray, y: np.ndarray, *, balanced: bool) -> float:
+    losses = F.binary_cross_entropy_with_logits(
+        torch.from_numpy(logits), torch.from_numpy(y).double(), reduction="none"
+    ).numpy()
+    if not balanced:
+        return float(losses.mean())
+    return float(np.mean([losses[y == c].mean() for c in (0, 1) if (y == c).any()]))
 
 
 def evaluate_items(

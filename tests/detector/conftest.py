@@ -84,3 +84,103 @@ def tiny_model(tmp_path_factory, tiny_corpus) -> Path:
     out = tmp_path_factory.mktemp("tiny_model")
     train_image_detector([tiny_corpus], out, preset="tiny", train_overrides={"epochs": 3})
     return out
+
+
+# --- voice --------------------------------------------------------------------------------
+
+
+def random_phase(y: np.ndarray, seed: int) -> np.ndarray:
+    """The clip's STFT magnitude with random phase: the crudest vocoder, a strong trace."""
+    import librosa
+
+    spec = np.abs(librosa.stft(y, n_fft=512, hop_length=128))
+    phase = np.random.default_rng(seed).uniform(-np.pi, np.pi, spec.shape)
+    out = librosa.istft(spec * np.exp(1j * phase), hop_length=128, length=len(y))
+    return (out / (np.abs(out).max() + 1e-9) * 0.5).astype(np.float32)
+
+
+def mulaw(y: np.ndarray, bits: int = 4) -> np.ndarray:
+    """Coarse mu-law quantisation (early neural vocoders' 8-bit output, made worse)."""
+    mu = 2**bits - 1
+    c = np.sign(y) * np.log1p(mu * np.abs(y)) / np.log1p(mu)
+    q = np.round((c + 1) / 2 * mu) / mu * 2 - 1
+    return (np.sign(q) * ((1 + mu) ** np.abs(q) - 1) / mu).astype(np.float32)
+
+
+VOICE_FAMILIES = {"fam_phase": random_phase, "fam_mulaw": lambda y, _s: mulaw(y)}
+
+
+def build_tiny_voice_corpus(out: Path, *, n_real: int = 30, seconds: float = 3.0) -> Path:
+    """Real speech-like clips and two synthetic families made from them, encoded alike."""
+    from detector.media.audio import prepare_speech
+    from generators.corpus.encoding import (
+        AudioEncodingConfig,
+        choose_audio_encoding,
+        encode_clip,
+    )
+    from tests._audio import speech_like
+
+    enc_cfg = AudioEncodingConfig()
+    ids = [f"utt{i:03d}" for i in range(n_real)]
+    splits = split_items(ids, (0.6, 0.2, 0.2), seed=0)
+    rows = []
+
+    def add(item_id, label, fam, clip, parent):
+        clip = prepare_speech(clip).samples
+        enc = choose_audio_encoding(enc_cfg, corpus_seed=0, item_id=item_id)
+        data = encode_clip(clip, 16_000, enc)
+        rel = f"items/{item_id}{enc.extension}"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+        rows.append(
+            ManifestRow(
+                id=item_id,
+                path=rel,
+                label=label,
+                modality="audio",
+                split=splits[parent],
+                generator_family=fam,
+                generator_name=fam,
+                config_hash=None,
+                seed=0,
+                index=len(rows),
+                source_item=parent,
+                format=enc.format,
+                width=0,
+                height=0,
+                encoding=enc.to_dict(),
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                duration_s=len(clip) / 16_000,
+                sample_rate=16_000,
+            )
+        )
+
+    for i, utt in enumerate(ids):
+        y = speech_like(i, seconds)
+        add(f"real-{i:04d}", "real", None, y, utt)
+        fam = list(VOICE_FAMILIES)[i % 2]
+        add(f"{fam}-{i:04d}", "synthetic", fam, VOICE_FAMILIES[fam](y, i), utt)
+    write_manifest(out, rows)
+    (out / "corpus.json").write_text(json.dumps({"note": "test voice corpus"}))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_voice_corpus(tmp_path_factory) -> Path:
+    return build_tiny_voice_corpus(tmp_path_factory.mktemp("tiny_voice_corpus"))
+
+
+@pytest.fixture(scope="session")
+def tiny_voice_model(tmp_path_factory, tiny_voice_corpus) -> Path:
+    from detector.train.trainer import train_detector
+
+    out = tmp_path_factory.mktemp("tiny_voice_model")
+    train_detector(
+        [tiny_voice_corpus],
+        out,
+        modality="audio",
+        preset="tiny",
+        train_overrides={"epochs": 15, "patience": 15, "lr": 3e-3, "batch_size": 8},
+    )
+    return out
