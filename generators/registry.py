@@ -35,4 +35,5 @@ def family(name: str) -> str:
 
 def _load_builtins() -> None:
     # Importing the families registers them; done lazily to keep the CLI quick to start.
+    import generators.audio
     import generators.image  # noqa: F401
