@@ -390,8 +390,8 @@ def _write_synthetic_audio(
     split_of: dict[str, str],
     progress: ProgressFn,
 ) -> list[ManifestRow]:
-    """Generator clips through the same preparation as real speech (trim, loudness) and
-    the same encoding; a spliced clip's segment is shifted by what the trimming cut."""
+    """Generator clips through the same preparation as real speech and the same encoding;
+    a spliced clip's segment is shifted by whatever the trimming cut."""
     from detector.media.audio import prepare_speech
 
     n = config.per_generator
@@ -412,7 +412,10 @@ def _write_synthetic_audio(
             i = start + j
             src = samples.sources[j]
             split = split_of[src] if src is not None else unconditional_splits[i]
-            prepared = prepare_speech(samples.audio[j], samples.sample_rate)
+            # A resynthesis of a (prepared) real clip keeps that clip's length and framing:
+            # only its level is normalised. Other clips (text-to-speech) are prepared
+            # like real recordings: trimmed, then normalised.
+            prepared = prepare_speech(samples.audio[j], samples.sample_rate, trim=src is None)
             clip = prepared.samples
             segment = samples.segments[j] if samples.segments else None
             segments = None
