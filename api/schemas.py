@@ -8,6 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Media(BaseModel):
+    """Facts about the file. Recordings also carry ``sample_rate`` (the file's own) and
+    ``channels``."""
+
     model_config = ConfigDict(extra="allow")
     sha256: str | None
     kind: str | None = None
@@ -16,6 +19,12 @@ class Media(BaseModel):
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
+
+
+class Segment(BaseModel):
+    start_s: float = Field(description="in the recording as uploaded")
+    end_s: float
+    score: float
 
 
 class ModelRef(BaseModel):
@@ -54,7 +63,8 @@ class ScanOut(BaseModel):
     model: ModelRef | None
     crops: list[Crop]
     top_crop: int | None
-    segments: list[dict[str, Any]]
+    segments: list[Segment]
+    top_segment: int | None
     frames: list[dict[str, Any]]
     cached: bool = Field(description="answered from an earlier result for the same content")
     attempts: int

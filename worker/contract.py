@@ -2,7 +2,7 @@
 
 status (queued/running/done/failed/canceled), media facts, verdict (synthetic /
 uncertain / authentic / not_applicable), calibrated score, model name and version,
-where the evidence is (image crops; audio segments and video frames later), timings
+where the evidence is (image crops, recording segments; video frames later), timings
 (queue, decode, model), and on failure an error code and message.
 """
 
@@ -42,6 +42,7 @@ def scan_view(scan: Scan) -> dict[str, Any]:
         "crops": [],
         "top_crop": None,
         "segments": [],
+        "top_segment": None,
         "frames": [],
         "cached": scan.cached,
         "attempts": scan.attempts,
@@ -63,6 +64,7 @@ def scan_view(scan: Scan) -> dict[str, Any]:
             crops=res.evidence.get("crops", []),
             top_crop=res.evidence.get("top_crop"),
             segments=res.evidence.get("segments", []),
+            top_segment=res.evidence.get("top_segment"),
             frames=res.evidence.get("frames", []),
         )
         view["timings"].update(decode_ms=res.decode_ms, model_ms=res.model_ms)

@@ -14,10 +14,11 @@ from typing import Any, BinaryIO
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from detector.media import ImageLimits, MediaError, probe_image
+from detector.media import MediaError
 from worker.db import SCANS, Batch, Scan, Tenant, new_id, scan_row, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.errors import InvalidRequest, NotFound
+from worker.media import check_upload
 from worker.paths import resolve_under_roots
 from worker.runtime import active_models
 from worker.scanning import finish_batches, stored_results
@@ -54,7 +55,7 @@ def _store(upload: Upload, settings: Settings, store: BlobStore) -> tuple[str, i
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise MediaError("too_large", f"the file is over the limit of {limit:,} bytes")
-    probe_image(data, limits=ImageLimits(max_bytes=limit))  # also refuses 0 bytes
+    check_upload(data, settings, active_models(settings))  # also refuses 0 bytes
     sha, _ = store.put_bytes(data)
     return sha, len(data)
 
@@ -67,10 +68,10 @@ def _dispatch(dispatcher: Dispatcher, ids: list[str], queue: str, chunk: int) ->
 
 
 def _answer_from_stored(session: Session, rows: list[dict[str, Any]], settings: Settings) -> None:
-    """Queued rows whose content the active model has scored become done, from that result."""
-    model = active_models(settings)["image"]
+    """Queued rows whose content an active model has scored become done, from that result
+    (a content is an image or a recording, so at most one of the models has a result)."""
     queued = [r for r in rows if r["status"] == "queued"]
-    stored = stored_results(session, {r["sha256"] for r in queued}, model)
+    stored = stored_results(session, {r["sha256"] for r in queued}, active_models(settings))
     for r in queued:
         if r["sha256"] in stored:
             r |= {"status": "done", "result_id": stored[r["sha256"]], "cached": True}
@@ -91,7 +92,7 @@ def submit_upload(
     Returns the scan id and its status: ``queued``, or ``done`` when answered at once.
 
     Raises :class:`MediaError` for content the service cannot take (empty, not a
-    supported image, too many pixels, a header that does not parse).
+    supported image or recording, too many pixels, too long, a header that does not parse).
     """
     sha, _ = _store(upload, settings, BlobStore(settings.blob_dir))
     row = scan_row(tenant_id=tenant_id, filename=upload.filename, sha256=sha, queue="scan")

@@ -15,32 +15,54 @@ from worker.settings import Settings
 
 if TYPE_CHECKING:
     from detector.inference import Detector
+    from detector.inference.voice import VoiceDetector
 
 
 _IDENTITY_TTL_S = 1.0  # every request asks; a changed model is seen within a second
-_identities: dict[Path, tuple[float, dict[str, ModelIdentity]]] = {}
+_identities: dict[tuple[Path, Path | None], tuple[float, dict[str, ModelIdentity]]] = {}
+
+
+def _audio_folder(settings: Settings) -> Path | None:
+    """The voice model's folder: the setting, else the shipped one if this install has it."""
+    if settings.audio_model is not None:
+        return settings.audio_model
+    shipped = default_model_dir("audio")
+    return shipped if (shipped / "card.json").is_file() else None
 
 
 def active_models(settings: Settings) -> dict[str, ModelIdentity]:
-    """Modality -> the identity of the model that scores it (no torch needed)."""
-    folder = settings.image_model or default_model_dir("image")
+    """Modality -> the identity of the model that scores it (no torch needed). ``audio``
+    is absent when no voice model is configured or shipped."""
+    image = settings.image_model or default_model_dir("image")
+    audio = _audio_folder(settings)
     now = time.monotonic()
-    hit = _identities.get(folder)
+    hit = _identities.get((image, audio))
     if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
         return hit[1]
-    models = {"image": model_identity(folder, modality="image")}
-    _identities[folder] = (now, models)
+    models = {"image": model_identity(image, modality="image")}
+    if audio is not None:
+        models["audio"] = model_identity(audio, modality="audio")
+    _identities[(image, audio)] = (now, models)
     return models
 
 
 @dataclass
 class Runtime:
     image: Detector
+    audio: VoiceDetector | None
     device: str
+
+    def detector(self, kind: str) -> Detector:
+        if kind == "audio":
+            if self.audio is None:
+                raise RuntimeError("no voice model is loaded")
+            return self.audio
+        return self.image
 
 
 _lock = threading.Lock()
-_runtimes: dict[Path, Runtime] = {}  # by model folder: a new active model loads beside
+# By model folders: a new active model loads beside the old one.
+_runtimes: dict[tuple[Path, Path | None], Runtime] = {}
 
 
 def configure_torch(*, threads: int, processes: int = 1) -> None:
@@ -68,11 +90,24 @@ def pick_device(process_index: int = 0) -> str:
 def get_runtime(settings: Settings, *, device: str | None = None) -> Runtime:
     """Load the active models once per process (on ``device``, default :func:`pick_device`);
     later calls with the same active models return the same objects."""
-    folder = active_models(settings)["image"].folder.resolve()
+    models = active_models(settings)
+    image = models["image"].folder.resolve()
+    audio = models["audio"].folder.resolve() if "audio" in models else None
+    key = (image, audio)
     with _lock:
-        if folder not in _runtimes:
+        if key not in _runtimes:
             from detector.inference import Detector
+            from detector.inference.voice import VoiceDetector
 
             device = device or pick_device()
-            _runtimes[folder] = Runtime(image=Detector.load(folder, device=device), device=device)
-        return _runtimes[folder]
+            voice = Detector.load(audio, device=device) if audio is not None else None
+            if voice is not None and not isinstance(voice, VoiceDetector):
+                raise ValueError(f"{audio} is not a voice model (its card says image)")
+            if voice is not None:
+                from worker.media import audio_limits
+
+                voice.audio_limits = audio_limits(settings)
+            _runtimes[key] = Runtime(
+                image=Detector.load(image, device=device), audio=voice, device=device
+            )
+        return _runtimes[key]

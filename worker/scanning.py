@@ -24,6 +24,7 @@ from detector.identity import ModelIdentity
 from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
 from worker.db import RESULTS, SCANS, Batch, Result, Scan, new_id, session_scope, utcnow
+from worker.media import media_kind
 from worker.runtime import active_models, get_runtime
 from worker.settings import Settings
 from worker.storage import BlobStore
@@ -80,7 +81,7 @@ def process_scans(
     """
     report = ProcessReport()
     url = settings.sqlalchemy_url
-    model = active_models(settings)["image"]
+    models = active_models(settings)
     owner = owner or new_id()
     stale = utcnow() - timedelta(seconds=settings.hard_time_limit_s + 30)
     with session_scope(url) as session:
@@ -91,14 +92,14 @@ def process_scans(
             claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
         # Uploads carry their sha256: look their stored results up in the same transaction.
         known = {c.sha256 for c in claimed if c.sha256}
-        stored = stored_results(session, known, model)
+        stored = stored_results(session, known, models)
     gather_more = settings.microbatch_wait_ms > 0 and len(claimed) < settings.microbatch_max
     if claimed and gather_more and claimed[0].queue == "scan":
         time.sleep(settings.microbatch_wait_ms / 1000)
         with session_scope(url) as session:
             more = _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
             shas = {c.sha256 for c in more if c.sha256}
-            stored |= stored_results(session, shas, model)
+            stored |= stored_results(session, shas, models)
         claimed += more
         known |= shas
     if not claimed:
@@ -117,25 +118,20 @@ def process_scans(
     unknown = {it.sha256 for it in items} - known  # server-side files, hashed just now
     if unknown:
         with session_scope(url) as session:
-            stored |= stored_results(session, unknown, model)
+            stored |= stored_results(session, unknown, models)
     # Each new content is scored once, however many scans in the chunk carry it.
     new: dict[str, _Item] = {}
     for it in items:
         if it.sha256 not in stored:
             new.setdefault(it.sha256, it)
-    scored: dict[str, ScoreResult] = {}
-    if new:
-        detector = get_runtime(settings).image
-        if (detector.name, detector.version) != (model.name, model.version):
-            raise RuntimeError(
-                f"loaded model {detector.name} {detector.version} is not the active one "
-                f"{model.name} {model.version}; restart the worker"
-            )
-        firsts = list(new.values())
-        scored = dict(zip(new, detector.score([it.data for it in firsts]), strict=True))
+    scored, kinds = _score_new(list(new.values()), settings, models)
     with session_scope(url) as session:
-        rows = [_result_row(sha, res, model) for sha, res in scored.items() if res.error is None]
-        stored |= _insert_results(session, rows, model)
+        rows = [
+            _result_row(sha, res, models[kinds[sha]], kinds[sha])
+            for sha, res in scored.items()
+            if res.error is None
+        ]
+        stored |= _insert_results(session, rows, models)
         done: list[dict[str, Any]] = []
         now = utcnow()
         for it in items:
@@ -171,6 +167,44 @@ def process_scans(
     for *_, code, _msg in failed:
         report.errors[code] = report.errors.get(code, 0) + 1
     return report
+
+
+def _score_new(
+    items: list[_Item], settings: Settings, models: dict[str, ModelIdentity]
+) -> tuple[dict[str, ScoreResult], dict[str, str]]:
+    """Score each new content with the detector of its kind (images and recordings in one
+    micro-batch are split by kind); returns sha256 -> result and sha256 -> kind."""
+    scored: dict[str, ScoreResult] = {}
+    kinds: dict[str, str] = {}
+    groups: dict[str, list[_Item]] = {}
+    for it in items:
+        kinds[it.sha256] = media_kind(it.data)
+        groups.setdefault(kinds[it.sha256], []).append(it)
+    if not groups:
+        return scored, kinds
+    runtime = get_runtime(settings)
+    for kind, group in groups.items():
+        if kind not in models:  # a recording, and no voice model (any more)
+            for it in group:
+                scored[it.sha256] = ScoreResult(
+                    source="<bytes>",
+                    sha256=it.sha256,
+                    error={
+                        "code": "unsupported_media",
+                        "message": "this server has no voice model",
+                    },
+                )
+            continue
+        detector = runtime.detector(kind)
+        model = models[kind]
+        if (detector.name, detector.version) != (model.name, model.version):
+            raise RuntimeError(
+                f"loaded model {detector.name} {detector.version} is not the active one "
+                f"{model.name} {model.version}; restart the worker"
+            )
+        results = detector.score([it.data for it in group])
+        scored.update({it.sha256: res for it, res in zip(group, results, strict=True)})
+    return scored, kinds
 
 
 # Per-scan outcomes, written with one executemany each; only unfinished scans change
@@ -291,30 +325,39 @@ def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
     return _Item(scan.id, data, scan.sha256)
 
 
-def stored_results(session: Session, shas: set[str], model: ModelIdentity) -> dict[str, int]:
-    """sha256 -> result id, for the contents this model has already scored (one query)."""
-    if not shas:
+def stored_results(
+    session: Session, shas: set[str], models: dict[str, ModelIdentity]
+) -> dict[str, int]:
+    """sha256 -> result id, for the contents the active models have already scored (one
+    query; a content is an image or a recording, so one model at most has its result)."""
+    if not shas or not models:
         return {}
-    rows = session.execute(
-        select(Result.sha256, Result.id).where(
-            Result.sha256.in_(shas),
-            Result.model_name == model.name,
-            Result.model_version == model.version,
+    of_a_model = or_(
+        *(
+            and_(Result.model_name == m.name, Result.model_version == m.version)
+            for m in models.values()
         )
+    )
+    rows = session.execute(
+        select(Result.sha256, Result.id).where(Result.sha256.in_(shas), of_a_model)
     ).all()
     return {sha: rid for sha, rid in rows}
 
 
-def _result_row(sha256: str, res: ScoreResult, model: ModelIdentity) -> dict[str, Any]:
+def _result_row(sha256: str, res: ScoreResult, model: ModelIdentity, kind: str) -> dict[str, Any]:
+    if kind == "audio":
+        evidence = {"segments": res.segments, "top_segment": res.top_segment}
+    else:
+        evidence = {"crops": res.crops, "top_crop": res.top_crop}
     return {
         "sha256": sha256,
         "model_name": model.name,
         "model_version": model.version,
-        "kind": "image",
+        "kind": kind,
         "media": res.media,
         "verdict": res.verdict,
         "score": res.score,
-        "evidence": {"crops": res.crops, "top_crop": res.top_crop},
+        "evidence": evidence,
         "decode_ms": res.timings_ms.get("decode", 0.0),
         "model_ms": res.timings_ms.get("model", 0.0),
         "created_at": utcnow(),
@@ -322,7 +365,7 @@ def _result_row(sha256: str, res: ScoreResult, model: ModelIdentity) -> dict[str
 
 
 def _insert_results(
-    session: Session, rows: list[dict[str, Any]], model: ModelIdentity
+    session: Session, rows: list[dict[str, Any]], models: dict[str, ModelIdentity]
 ) -> dict[str, int]:
     """Insert the rows whose (sha256, model) has none yet (one executemany) and return
     sha256 -> id for all of them, whoever wrote them (another worker may have won)."""
@@ -346,7 +389,7 @@ def _insert_results(
     ids = {sha: rid for sha, rid in inserted}
     lost = {r["sha256"] for r in rows} - ids.keys()  # written meanwhile by another worker
     if lost:
-        ids |= stored_results(session, lost, model)
+        ids |= stored_results(session, lost, models)
     assert len(ids) == len(rows)
     return ids
 

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
 
     # Models: a folder per modality; unset uses the model shipped with the package.
     image_model: Path | None = None
+    audio_model: Path | None = None  # unset and none shipped: recordings are refused
+    max_audio_seconds: float = 20 * 60.0  # longer recordings are refused (too_long)
 
     # Workers.
     embedded_workers: int = 2  # in-process pool size of the embedded default

@@ -40,7 +40,7 @@ class VoiceDetector(Detector):
         self.chunk = round(cfg["chunk_seconds"] * rate)
         self.hop = round(cfg["hop_seconds"] * rate)
         self.sample_rate: int = rate
-        self.limits = AudioLimits()  # type: ignore[assignment]
+        self.audio_limits = AudioLimits()
 
     def logits(self, media: Sequence[Any]) -> np.ndarray:
         return np.array(
@@ -123,9 +123,9 @@ class VoiceDetector(Detector):
             return np.clip(item.astype(np.float32), -1.0, 1.0)
         if isinstance(item, bytes):
             res.sha256 = hashlib.sha256(item).hexdigest()
-            decoded = decode_audio(item, limits=self.limits)  # type: ignore[arg-type]
+            decoded = decode_audio(item, limits=self.audio_limits)
         else:
-            decoded = decode_audio(item, limits=self.limits)  # type: ignore[arg-type]
+            decoded = decode_audio(item, limits=self.audio_limits)
             res.sha256 = _sha256_file(Path(item))
         res.media = _media(decoded)
         return decoded.samples

@@ -8,9 +8,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+import torch
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -137,3 +139,26 @@ def drain(app: FastAPI, timeout: float = 30.0) -> None:
         time.sleep(0.01)
     with Gate(app):  # every thread took a hold task: the tasks before it are done
         pass
+
+
+def voice_model(folder: Path) -> Path:
+    """A tiny voice model with random weights: enough for the service (not for accuracy)."""
+    from detector.models import create, save_model
+    from detector.models.checkpoint import model_config_dict
+
+    torch.manual_seed(0)
+    model = create("audio_cnn", preset="tiny")
+    card = {
+        "modality": "audio",
+        "architecture": "audio_cnn",
+        "model_config": model_config_dict(model),
+        "train_config": {},
+        "calibration": {
+            "temperature": 1.0,
+            "threshold": 0.5,
+            "uncertain_low": 0.4,
+            "uncertain_high": 0.6,
+            "val_eer": None,
+        },
+    }
+    return save_model(model, card, folder)
