@@ -20,6 +20,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from detector.media.audio import encode_audio
+from tests._audio import speech_like
+from tests.api._util import voice_model
 from tests.worker._services import (
     RedisServer,
     WorkerPool,
@@ -52,9 +55,11 @@ class Service:
 @pytest.fixture(scope="module")
 def service(redis_server, start_workers, tmp_path_factory) -> Service:
     data_dir = tmp_path_factory.mktemp("data")
+    voice = voice_model(data_dir / "voice")
     settings = Settings(
         redis_url=redis_server.url(),
         data_dir=data_dir,
+        audio_model=voice,
         chunk_size=CHUNK,
         torch_threads=1,
         redispatch_after_s=120,  # no resending unless a test asks for it
@@ -67,6 +72,7 @@ def service(redis_server, start_workers, tmp_path_factory) -> Service:
             "SYNTHGUARD_REDIS_URL": redis_server.url(),
             "SYNTHGUARD_DATA_DIR": str(data_dir),
             "SYNTHGUARD_CHUNK_SIZE": str(CHUNK),
+            "SYNTHGUARD_AUDIO_MODEL": str(voice),
         },
     )
     svc = Service(settings, pool, redis_server)
@@ -130,6 +136,14 @@ def test_uploads_and_readiness(service: Service) -> None:
         assert bad.status_code == 422, bad.text
         assert bad.json()["status"] == "failed"
         assert bad.json()["error"]["code"] == "corrupt_media"
+
+        # A recording goes to the workers' voice model and comes back with its timeline.
+        voice = encode_audio(speech_like(3, 3.0), 16_000, "flac")
+        rec = client.post("/v1/scans?wait=20", files={"file": ("voice.flac", voice)})
+        assert rec.status_code == 200, rec.text
+        view = rec.json()
+        assert view["media"]["kind"] == "audio" and view["model"]["name"] == "audio_cnn"
+        assert view["verdict"] in ("synthetic", "uncertain", "authentic") and view["segments"]
 
 
 def test_batch_of_300_with_two_workers(service: Service) -> None:
