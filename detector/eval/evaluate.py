@@ -24,17 +24,24 @@ def _probs(det: Detector, media: Sequence[Any]) -> np.ndarray:
     return det.calibration.probability(det.logits(media))
 
 
+def family_metrics(
+    det: Detector, items: Sequence[Item], pixels: Sequence[Any]
+) -> dict[str, dict[str, Any]]:
+    """Metrics of each synthetic family against all the real items."""
+    probs = _probs(det, pixels)
+    y = np.array([it.label for it in items])
+    out: dict[str, dict[str, Any]] = {}
+    for fam in sorted({it.family for it in items if it.label == 1}):
+        m = (y == 0) | np.array([it.family == fam for it in items])
+        out[fam] = binary_metrics(y[m], probs[m], threshold=det.calibration.threshold)
+    return out
+
+
 def family_aucs(
     det: Detector, items: Sequence[Item], pixels: Sequence[Any]
 ) -> dict[str, float | None]:
     """AUC of each synthetic family against all the real items."""
-    probs = _probs(det, pixels)
-    y = np.array([it.label for it in items])
-    out: dict[str, float | None] = {}
-    for fam in sorted({it.family for it in items if it.label == 1}):
-        m = (y == 0) | np.array([it.family == fam for it in items])
-        out[fam] = binary_metrics(y[m], probs[m], threshold=det.calibration.threshold)["auc"]
-    return out
+    return {fam: m["auc"] for fam, m in family_metrics(det, items, pixels).items()}
 
 
 def evaluate(
@@ -99,12 +106,14 @@ def evaluate(
 
     if robustness:
         report["robustness"] = {"none": report["overall"]["auc"]}
+        report["robustness_eer"] = {"none": report["overall"]["eer"]}
         sweep = perturbations(det.modality)
         for k, (name, fn) in enumerate(sweep.items()):
             rng = np.random.default_rng(k)
             perturbed = [fn(p, rng) for p in test_px]
-            auc = binary_metrics(y, _probs(det, perturbed), threshold=thr)["auc"]
-            report["robustness"][name] = auc
+            m = binary_metrics(y, _probs(det, perturbed), threshold=thr)
+            report["robustness"][name] = m["auc"]
+            report["robustness_eer"][name] = m["eer"]
             progress("robustness", k + 1, len(sweep), {})
 
     if leave_one_out:
@@ -139,6 +148,7 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
     families = sorted({it.family for it in test if it.label == 1})
     matrix: dict[str, dict[str, float | None]] = {"(none)": family_aucs(det, test, test_px)}
     held_out: dict[str, float | None] = {}
+    held_out_eer: dict[str, float | None] = {}
     for k, fam in enumerate(families):
         run_dir = out / "leave_one_out" / fam
         train_overrides = dict(overrides, exclude_families=[fam])
@@ -151,14 +161,19 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
             on_progress=lambda s, d, t, m, fam=fam: progress(f"LOO {fam}: {s}", d, t, m),
         )
         loo_det = Detector.load(run_dir)
-        matrix[fam] = family_aucs(loo_det, test, test_px)
-        held_out[fam] = matrix[fam][fam]
+        per_family = family_metrics(loo_det, test, test_px)
+        matrix[fam] = {f: m["auc"] for f, m in per_family.items()}
+        held_out[fam] = per_family[fam]["auc"]
+        held_out_eer[fam] = per_family[fam]["eer"]
         progress("leave one out", k + 1, len(families), {})
     aucs = [v for v in held_out.values() if v is not None]
+    eers = [v for v in held_out_eer.values() if v is not None]
     return {
         "families": families,
         "held_out_auc": held_out,
         "mean_auc": float(np.mean(aucs)) if aucs else None,
+        "held_out_eer": held_out_eer,
+        "mean_eer": float(np.mean(eers)) if eers else None,
         "matrix": matrix,
     }
 
@@ -192,11 +207,17 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"Shortcut audit (test AUC of a classifier on one fact alone; 0.5 = no signal): {facts}.",
     ]
     if "robustness" in report:
-        lines += ["", "| perturbation | AUC |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in report["robustness"].items()]
+        lines += ["", "| perturbation | AUC | EER |", "|---|---|---|"]
+        eer = report.get("robustness_eer", {})
+        lines += [
+            f"| {k} | {_fmt(v)} | {_fmt(eer.get(k))} |" for k, v in report["robustness"].items()
+        ]
     if "leave_one_out" in report:
         loo = report["leave_one_out"]
-        lines += ["", "| family left out of training | AUC on it |", "|---|---|"]
-        lines += [f"| {k} | {_fmt(v)} |" for k, v in loo["held_out_auc"].items()]
-        lines += [f"| **mean** | {_fmt(loo['mean_auc'])} |"]
+        lines += ["", "| family left out of training | AUC on it | EER on it |", "|---|---|---|"]
+        eer = loo.get("held_out_eer", {})
+        lines += [
+            f"| {k} | {_fmt(v)} | {_fmt(eer.get(k))} |" for k, v in loo["held_out_auc"].items()
+        ]
+        lines += [f"| **mean** | {_fmt(loo['mean_auc'])} | {_fmt(loo.get('mean_eer'))} |"]
     return "\n".join(lines) + "\n"
