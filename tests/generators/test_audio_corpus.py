@@ -127,3 +127,22 @@ def test_cli_builds_a_voice_corpus(tmp_path: Path, speech) -> None:
         ],
     )  # fmt: skip
     assert result.exit_code != 0 and "makes image" in result.output
+
+
+def test_cli_trains_and_samples_a_voice_generator(tmp_path: Path, speech) -> None:
+    ckpt = tmp_path / "ckpt"
+    result = CliRunner().invoke(
+        app,
+        [
+            "generators", "train", "melgan", "--real", str(speech), "--preset", "tiny",
+            "--out", str(ckpt),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        app, ["generators", "sample", "--checkpoint", str(ckpt), "-n", "2", "--out", str(tmp_path / "s"),
+              "--real", str(speech)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    clips = sorted((tmp_path / "s").glob("*.flac"))
+    assert len(clips) == 2 and all(decode_audio(c).duration_s > 1.0 for c in clips)
