@@ -140,8 +140,11 @@ def test_cli_trains_and_samples_a_voice_generator(tmp_path: Path, speech) -> Non
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(
-        app, ["generators", "sample", "--checkpoint", str(ckpt), "-n", "2", "--out", str(tmp_path / "s"),
-              "--real", str(speech)],
+        app,
+        [
+            "generators", "sample", "--checkpoint", str(ckpt), "-n", "2",
+            "--out", str(tmp_path / "s"), "--real", str(speech),
+        ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     clips = sorted((tmp_path / "s").glob("*.flac"))
