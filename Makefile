@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install system services run demo-corpus test lint corpus-default default-image-model \
-	voice-corpus default-voice-model bench clean
+	default-voice-model bench clean
 
 # Debian packages the voice side uses, installed when missing (root, apt-get): espeak-ng
 # (text-to-speech generator), alsa-utils (its voice recordings are the audio starter
@@ -76,9 +76,27 @@ default-image-model: install
 	$(BIN)/synthguard evaluate --model detector/weights/image --corpus corpora/image-default \
 		--out runs/image-default-report --robustness --leave-one-out
 
+# The voice model shipped in detector/weights/audio: corpus, training, evaluation. Needs a
+# folder of real speech (VOICE_REAL; ../shared/data/real_speech in this project's
+# checkouts: 137 recordings, so one resynthesis of each per generator).
+VOICE_REAL ?= ../shared/data/real_speech
+VOICE_PER_GENERATOR ?= 137
+VOICE_GENERATORS := gl_linear,gl_mel,world,world_pitch,lpc,melgan,tts_espeak,splice
+default-voice-model: install
+	$(BIN)/synthguard corpus build --modality audio --real $(VOICE_REAL) \
+		--generators $(VOICE_GENERATORS) --preset default --per-generator $(VOICE_PER_GENERATOR) \
+		--out corpora/voice-default
+	$(BIN)/synthguard train --modality audio --corpus corpora/voice-default \
+		--out runs/voice-default --preset default
+	mkdir -p detector/weights/audio
+	cp runs/voice-default/model.safetensors runs/voice-default/card.json detector/weights/audio/
+	$(BIN)/synthguard evaluate --model detector/weights/audio --corpus corpora/voice-default \
+		--out runs/voice-default-report --robustness
+
 # Every benchmark (about 8 minutes on 2 cores), then the README's table.
 bench: install services
 	$(BIN)/python -m bench.image_scan
+	$(BIN)/python -m bench.audio_scan
 	$(BIN)/python -m bench.service_batch --workers 1 --json bench/results/service_batch_1.json
 	$(BIN)/python -m bench.service_batch --workers 2
 	$(BIN)/python -m bench.service_latency

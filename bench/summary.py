@@ -22,6 +22,10 @@ def rows(folder: Path) -> list[tuple[str, str, str, str]]:
         out.append(("image_scan", f"{r['pipeline_images_per_s']:.0f} vs "
                     f"{r['raw_forward_images_per_s']:.0f} images/s", f"{r['ratio']:.2f}",
                     ">= 0.8"))  # fmt: skip
+    if r := _load(folder, "audio_scan"):
+        out.append((f"audio_scan ({r['threads']} thread)", f"{r['pipeline_x_realtime']:.0f}x vs "
+                    f"{r['raw_forward_x_realtime']:.0f}x real time", f"{r['ratio']:.2f}",
+                    ">= 0.8 and >= 200x"))  # fmt: skip
     for name, label in (("service_batch_1", "1 worker"), ("service_batch", "2 workers")):
         if r := _load(folder, name):
             out.append((f"service_batch ({label})", f"{r['service_images_per_s']:.0f} vs "
