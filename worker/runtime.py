@@ -19,30 +19,40 @@ if TYPE_CHECKING:
 
 
 _IDENTITY_TTL_S = 1.0  # every request asks; a changed model is seen within a second
-_identities: dict[tuple[Path, Path | None], tuple[float, dict[str, ModelIdentity]]] = {}
+_identities: dict[tuple[str, Path | None, Path | None], tuple[float, dict[str, ModelIdentity]]] = {}
 
 
-def _audio_folder(settings: Settings) -> Path | None:
-    """The voice model's folder: the setting, else the shipped one if this install has it."""
-    if settings.audio_model is not None:
-        return settings.audio_model
-    shipped = default_model_dir("audio")
-    return shipped if (shipped / "card.json").is_file() else None
+def _folders(settings: Settings) -> tuple[Path, Path | None]:
+    """The image and voice model folders: the store's active versions, else the settings,
+    else the models shipped with the package (no voice model when none is)."""
+    from worker.model_store import active_paths
+
+    store = active_paths(settings)
+    image = store.get("image") or settings.image_model or default_model_dir("image")
+    audio = store.get("audio") or settings.audio_model
+    if audio is None:
+        shipped = default_model_dir("audio")
+        audio = shipped if (shipped / "card.json").is_file() else None
+    return image, audio
 
 
 def active_models(settings: Settings) -> dict[str, ModelIdentity]:
     """Modality -> the identity of the model that scores it (no torch needed). ``audio``
-    is absent when no voice model is configured or shipped."""
-    image = settings.image_model or default_model_dir("image")
-    audio = _audio_folder(settings)
+    is absent when no voice model is active, configured or shipped.
+
+    Read at most once a second per process (the store's active versions come from the
+    database), so a promotion reaches every worker between two batches.
+    """
+    key = (settings.sqlalchemy_url, settings.image_model, settings.audio_model)
     now = time.monotonic()
-    hit = _identities.get((image, audio))
+    hit = _identities.get(key)
     if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
         return hit[1]
+    image, audio = _folders(settings)
     models = {"image": model_identity(image, modality="image")}
     if audio is not None:
         models["audio"] = model_identity(audio, modality="audio")
-    _identities[(image, audio)] = (now, models)
+    _identities[key] = (now, models)
     return models
 
 

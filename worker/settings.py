@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Models: a folder per modality; unset uses the model shipped with the package.
     image_model: Path | None = None
     audio_model: Path | None = None  # unset and none shipped: recordings are refused
+    # The model store (versions, promotion, rollback); its active version of a modality
+    # takes precedence over the two settings above. Default: data_dir/models.
+    model_store_dir: Path | None = None
     max_audio_seconds: float = 20 * 60.0  # longer recordings are refused (too_long)
 
     # Workers.
@@ -81,6 +84,10 @@ class Settings(BaseSettings):
     @property
     def blob_dir(self) -> Path:
         return self.storage_dir or self.data_dir / "blobs"
+
+    @property
+    def model_store(self) -> Path:
+        return self.model_store_dir or self.data_dir / "models"
 
     @property
     def embedded(self) -> bool:

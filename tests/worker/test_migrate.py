@@ -12,6 +12,16 @@ from sqlalchemy import create_engine, inspect, text
 
 from tests.worker._services import create_pg_database, drop_pg_database
 
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from worker.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
 _SCRIPT = "import sys; from worker.db import migrate; migrate(sys.argv[1]); print('ok')"
 
 
@@ -28,10 +38,10 @@ def _migrate_at_once(url: str, n: int = 4) -> None:
     engine = create_engine(url)
     try:
         tables = set(inspect(engine).get_table_names())
-        assert {"tenants", "api_keys", "scans", "batches", "results"} <= tables
+        assert {"tenants", "api_keys", "scans", "batches", "results", "models"} <= tables
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert [v[0] for v in versions] == ["0001"]
+        assert [v[0] for v in versions] == [_head()]
     finally:
         engine.dispose()
 

@@ -3,12 +3,14 @@
 from worker.db.migrate import migrate
 from worker.db.models import (
     BATCH_STATUSES,
+    MODEL_STATUSES,
     RESULTS,
     SCAN_STATUSES,
     SCANS,
     ApiKey,
     Base,
     Batch,
+    ModelVersion,
     Result,
     Scan,
     Tenant,
@@ -20,12 +22,14 @@ from worker.db.session import dispose_engines, get_engine, session_factory, sess
 
 __all__ = [
     "BATCH_STATUSES",
+    "MODEL_STATUSES",
     "RESULTS",
     "SCANS",
     "SCAN_STATUSES",
     "ApiKey",
     "Base",
     "Batch",
+    "ModelVersion",
     "Result",
     "Scan",
     "Tenant",

@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 SCAN_STATUSES = ("queued", "running", "done", "failed", "canceled")
+MODEL_STATUSES = ("candidate", "active", "retired")
 BATCH_STATUSES = ("expanding", "running", "done", "canceled", "failed")
 
 
@@ -153,6 +154,35 @@ class Scan(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     result: Mapped[Result | None] = relationship(lazy="joined")
+
+
+class ModelVersion(Base):
+    """A model in the store (``detector.store``): one row per version per modality.
+
+    At most one row per modality is ``active``: the model the API and every worker score
+    that modality with. Promotion and rollback change rows in one transaction.
+    """
+
+    __tablename__ = "models"
+    __table_args__ = (
+        UniqueConstraint("modality", "version"),
+        Index("ix_models_modality_status", "modality", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    modality: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(100))  # the card's name or architecture
+    path: Mapped[str] = mapped_column(Text)  # the version folder in the store
+    status: Mapped[str] = mapped_column(String(16), default="candidate")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    promoted_at: Mapped[datetime | None] = mapped_column(default=None)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The last promotion's reason; a forced promotion (past a failed gate) must give one.
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+    forced: Mapped[bool] = mapped_column(default=False)
+    # The evaluation gate's table and verdict against the model active when it ran.
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 # The tables themselves, for Core statements on hot paths (no ORM bookkeeping).

@@ -1,0 +1,209 @@
+"""The model store as the service sees it: versions on disk (``detector.store``) plus one
+row each in the database, which says which version of each modality is active.
+
+The API and every worker read the active version from the database (cached for a
+second, :func:`worker.runtime.active_models`), so a promotion or a rollback reaches a
+running worker between two batches, without a restart; each result records the version
+that produced it. With no active version in the store, a modality is scored by the
+model its setting names, or the one shipped with the package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from detector.identity import model_identity
+from detector.store import ModelStore, StoredModel, parse_version
+from worker.db import ModelVersion, migrate, session_scope, utcnow
+from worker.errors import Conflict, InvalidRequest, NotFound
+from worker.settings import Settings
+
+
+class GateRefused(InvalidRequest):
+    """A promotion the evaluation gate does not allow (and that was not forced)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="gate_refused")
+
+
+def store(settings: Settings) -> ModelStore:
+    return ModelStore(settings.model_store)
+
+
+def model_view(row: ModelVersion) -> dict[str, Any]:
+    return {
+        "modality": row.modality,
+        "version": f"v{row.version}",
+        "name": row.name,
+        "status": row.status,
+        "path": row.path,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+        "promoted_at": row.promoted_at.isoformat() if row.promoted_at else None,
+        "retired_at": row.retired_at.isoformat() if row.retired_at else None,
+        "note": row.note,
+        "forced": row.forced,
+        "gate": row.gate,
+    }
+
+
+def add_model(
+    settings: Settings,
+    model_dir: str | Path,
+    *,
+    report_dir: str | Path | None = None,
+    gate: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Copy a trained model into the store as the next version, a candidate."""
+    migrate(settings.sqlalchemy_url)
+    stored = store(settings).add(model_dir, report_dir=report_dir, extra=extra)
+    ident = model_identity(stored.path, modality=stored.modality)
+    with session_scope(settings.sqlalchemy_url) as session:
+        row = ModelVersion(
+            modality=stored.modality,
+            version=stored.version,
+            name=ident.name,
+            path=str(stored.path.resolve()),
+            status="candidate",
+            forced=False,
+            gate=gate or {},
+        )
+        session.add(row)
+        session.flush()
+        session.expunge(row)
+    return row
+
+
+def list_models(settings: Settings, modality: str | None = None) -> list[ModelVersion]:
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        q = select(ModelVersion).order_by(ModelVersion.modality, ModelVersion.version)
+        if modality is not None:
+            q = q.where(ModelVersion.modality == modality)
+        rows = list(session.scalars(q).all())
+        for r in rows:
+            session.expunge(r)
+    return rows
+
+
+def get_model(settings: Settings, modality: str, version: str | int) -> ModelVersion:
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        row = _get(session, modality, version)
+        session.expunge(row)
+    return row
+
+
+def stored_model(row: ModelVersion) -> StoredModel:
+    return StoredModel(row.modality, row.version, Path(row.path), model_identity(row.path).card)
+
+
+def _get(session: Session, modality: str, version: str | int) -> ModelVersion:
+    n = parse_version(version)
+    row = session.scalar(
+        select(ModelVersion).where(ModelVersion.modality == modality, ModelVersion.version == n)
+    )
+    if row is None:
+        raise NotFound(f"no {modality} model v{n} in the store")
+    return row
+
+
+def _active(session: Session, modality: str) -> ModelVersion | None:
+    return session.scalar(
+        select(ModelVersion).where(
+            ModelVersion.modality == modality, ModelVersion.status == "active"
+        )
+    )
+
+
+def set_gate(settings: Settings, modality: str, version: str | int, gate: dict[str, Any]) -> None:
+    with session_scope(settings.sqlalchemy_url) as session:
+        _get(session, modality, version).gate = gate
+
+
+def promote(
+    settings: Settings,
+    modality: str,
+    version: str | int,
+    *,
+    force: bool = False,
+    reason: str | None = None,
+) -> ModelVersion:
+    """Make ``version`` the active model of ``modality``; the active one retires.
+
+    Allowed when the version's evaluation gate passed; ``force`` overrides a failed or
+    missing gate and must say why (the reason is recorded with the promotion).
+    """
+    if force and not (reason and reason.strip()):
+        raise InvalidRequest("a forced promotion needs a reason (--reason)", code="reason_required")
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        row = _get(session, modality, version)
+        if row.status == "active":
+            raise Conflict(f"{modality} v{row.version} is already active")
+        gate = row.gate or {}
+        if not force and not gate.get("passed"):
+            why = gate.get("summary") or "no evaluation gate has run for it"
+            raise GateRefused(
+                f"{modality} v{row.version} did not pass the evaluation gate ({why}); "
+                "run `synthguard models gate`, or promote with --force --reason"
+            )
+        now = utcnow()
+        session.execute(
+            update(ModelVersion)
+            .where(ModelVersion.modality == modality, ModelVersion.status == "active")
+            .values(status="retired", retired_at=now)
+        )
+        row.status, row.promoted_at, row.retired_at = "active", now, None
+        row.forced = force
+        row.note = reason
+        session.flush()
+        session.expunge(row)
+    return row
+
+
+def rollback(
+    settings: Settings, modality: str, *, reason: str | None = None
+) -> ModelVersion | None:
+    """Retire the active version and reactivate the one promoted before it. Returns the
+    now-active row, or None when there was none before (the modality then falls back to
+    its configured or shipped model)."""
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        current = _active(session, modality)
+        if current is None:
+            raise Conflict(f"no {modality} model is active in the store")
+        previous = session.scalar(
+            select(ModelVersion)
+            .where(
+                ModelVersion.modality == modality,
+                ModelVersion.id != current.id,
+                ModelVersion.promoted_at.is_not(None),
+            )
+            .order_by(ModelVersion.promoted_at.desc())
+            .limit(1)
+        )
+        now = utcnow()
+        current.status, current.retired_at = "retired", now
+        current.note = f"rolled back: {reason}" if reason else "rolled back"
+        if previous is not None:
+            previous.status, previous.retired_at = "active", None
+            previous.promoted_at = now
+        session.flush()
+        if previous is not None:
+            session.expunge(previous)
+    return previous
+
+
+def active_paths(settings: Settings) -> dict[str, Path]:
+    """Modality -> the active store version's folder (only modalities that have one)."""
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        rows = session.execute(
+            select(ModelVersion.modality, ModelVersion.path).where(ModelVersion.status == "active")
+        ).all()
+    return {modality: Path(path) for modality, path in rows}
