@@ -56,13 +56,15 @@ def stage_bars() -> Iterator[StageBars]:
 
 
 def user_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Show a user-caused error (``ValueError``) as one red line and exit with status 2."""
+    """Show a user-caused error (``ValueError``, or a service error such as a refused
+    promotion) as one red line and exit with status 2."""
+    from worker.errors import ServiceError
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except ValueError as exc:
+        except (ValueError, ServiceError) as exc:
             console.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
 

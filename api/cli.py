@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api import cli_service
+from api import cli_models, cli_service
 from api._progress import console, stage_bars, user_errors
 
 app = typer.Typer(
@@ -75,21 +75,54 @@ def sources_check(real: RealOpt = "starter", modality: ModalityOpt = "image") ->
 
 
 @generators_app.command("list")
-def generators_list() -> None:
-    """Every registered generator with its family and default config."""
+@user_errors
+def generators_list(
+    corpus: Annotated[
+        list[Path],
+        typer.Option(help="Also list the --fakes folders this corpus was built with; repeatable."),
+    ] = [],  # noqa: B006
+) -> None:
+    """Every generator: built-in, from plugins (entry points 'synthguard.generators'), and
+    the fakes folders recorded in the given corpora."""
     from detector.config import to_dict
-    from generators import create, names
+    from generators.corpus import recorded_fakes
+    from generators.plugins import failures
+    from generators.registry import create, names, origin
 
     table = Table()
     table.add_column("name", no_wrap=True)
-    for column in ("family", "modality", "needs real input", "default config"):
+    for column in ("family", "modality", "needs real input"):
         table.add_column(column)
+    table.add_column("origin", overflow="fold")  # a folder's path: folded, never cut
+    table.add_column("default config")
     for name in names():
-        gen = create(name)
+        try:
+            gen = create(name)
+        except Exception as exc:  # a plugin's builder may be broken: show it, list the rest
+            table.add_row(name, "?", "?", "?", origin(name), f"cannot build: {exc}")
+            continue
         cfg = to_dict(gen.config)
         short = ", ".join(f"{k}={cfg[k]}" for k in list(cfg)[:6])
-        table.add_row(name, gen.family, gen.modality, "yes" if gen.conditional else "no", short)
+        needs = "yes" if gen.conditional else "no"
+        table.add_row(name, gen.family, gen.modality, needs, origin(name), short)
+    for folder in corpus:
+        for rec in recorded_fakes(folder):
+            facts = f"{rec['items']} items in {folder}; {rec['files']} files"
+            skipped = sum(rec.get("skipped", {}).values())
+            facts += f", {skipped} skipped" if skipped else ""
+            table.add_row(
+                rec["name"], rec["family"], rec["modality"], "no", f"folder:{rec['path']}", facts
+            )
     console.print(table)
+    broken = failures()
+    if broken:
+        console.print(f"[bold red]{len(broken)} generator plugin(s) failed to load:[/]")
+        for p in broken:
+            console.print(
+                f"  {p.entry_point} = {p.value} ({p.dist or 'unknown distribution'}): {p.error}",
+                soft_wrap=True,
+                markup=False,
+            )
 
 
 @generators_app.command("train")
@@ -154,13 +187,27 @@ def generators_sample(
     console.print(f"wrote {n} samples to {out}")
 
 
+DEFAULT_CORPUS_GENERATORS = "gan_tconv,ae_bilinear,ddpm"
+
+
 @corpus_app.command("build")
 @user_errors
 def corpus_build(
     out: Annotated[Path, typer.Option(help="Corpus folder (an existing corpus is extended).")],
     generators: Annotated[
-        str, typer.Option(help="Comma-separated generator names.")
-    ] = "gan_tconv,ae_bilinear,ddpm",
+        str | None,
+        typer.Option(
+            help="Comma-separated generator names [default: gan_tconv,ae_bilinear,ddpm; "
+            "none when --fakes is given]."
+        ),
+    ] = None,
+    fakes: Annotated[
+        list[str],
+        typer.Option(
+            help="NAME=DIR[:FAMILY]: a folder of media another tool made, used as generator "
+            "NAME (family: NAME unless given); repeatable."
+        ),
+    ] = [],  # noqa: B006
     real: RealOpt = "starter",
     modality: ModalityOpt = "image",
     per_generator: Annotated[int, typer.Option(help="Synthetic items per generator.")] = 700,
@@ -178,16 +225,20 @@ def corpus_build(
     seed: int = 0,
 ) -> None:
     """Train (or reuse) each generator and write a labeled corpus with manifest.jsonl."""
-    from generators.corpus import CorpusConfig, EncodingConfig, build_corpus
+    from generators.corpus import CorpusConfig, EncodingConfig, build_corpus, parse_fakes
 
     lo, sep, hi = jpeg_quality.partition("-")
     if not sep or not lo.isdigit() or not hi.isdigit():
         raise ValueError(f"--jpeg-quality expects LOW-HIGH, e.g. 70-100, got {jpeg_quality!r}")
     fr = tuple(float(x) for x in splits.split(","))
+    fake_specs = tuple(parse_fakes(f) for f in fakes)
+    if generators is None:
+        generators = "" if fake_specs else DEFAULT_CORPUS_GENERATORS
     config = CorpusConfig(
         modality=modality,
         real=real if real == "starter" else str(Path(real).expanduser().resolve()),
         generators=tuple(g.strip() for g in generators.split(",") if g.strip()),
+        fakes=fake_specs,
         per_generator=per_generator,
         n_real=n_real,
         preset=preset,
@@ -207,15 +258,20 @@ def corpus_build(
 def _print_build(report: Any, seconds: float) -> None:
     table = Table("generator", "fit s", "generate s", "items added")
     for name, n in report.added.items():
+        fit = report.fit_seconds.get(name)
+        gen = report.generate_seconds.get(name)
         table.add_row(
             name,
-            f"{report.fit_seconds.get(name, 0):.1f}" if name != "real" else "-",
-            f"{report.generate_seconds.get(name, 0):.1f}" if name != "real" else "-",
+            f"{fit:.1f}" if fit is not None else "-",
+            f"{gen:.1f}" if gen is not None else "-",
             str(n),
         )
     for name in report.skipped:
-        table.add_row(name, "-", "-", "already in corpus")
+        changed = report.fakes.get(name, {}).get("changed")
+        note = "already in corpus" + (" (folder changed since)" if changed else "")
+        table.add_row(name, "-", "-", note)
     console.print(table)
+    _print_fakes(report.fakes)
     counts = "; ".join(
         f"{label}: " + ", ".join(f"{s} {n}" for s, n in sorted(splits.items()))
         for label, splits in report.counts.items()
@@ -238,6 +294,31 @@ def _print_build(report: Any, seconds: float) -> None:
         )
     console.print(f"encoding audit (AUC of one fact alone, 0.5 = no signal): {facts}")
     console.print(f"[bold green]corpus written to {report.out_dir.resolve()}[/] in {seconds:.0f}s")
+
+
+def _print_fakes(fakes: dict[str, dict[str, Any]]) -> None:
+    """What each --fakes folder held, and every file skipped with its reason."""
+    from rich.markup import escape
+
+    for name, rec in fakes.items():
+        if "skipped_files" not in rec:
+            if rec.get("changed"):
+                console.print(
+                    f"fakes [bold]{name}[/]: the folder changed since it was added; its items "
+                    "were kept. Use a new name to add the folder as it is now."
+                )
+            continue
+        skipped = ", ".join(f"{n} {code}" for code, n in rec["skipped"].items()) or "none"
+        console.print(
+            f"fakes [bold]{name}[/] ({escape(rec['path'])}): {rec['files']} files used, family "
+            f"{rec['family']}; skipped: {skipped}",
+            soft_wrap=True,
+        )
+        if rec["skipped_files"]:
+            table = Table("skipped file", "code", "reason")
+            for path, code, message in rec["skipped_files"]:
+                table.add_row(path, code, message)
+            console.print(table)
 
 
 @corpus_app.command("info")
@@ -445,6 +526,7 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 
 cli_service.register(app)  # serve, worker, keys, db
+cli_models.register(app)  # models list|show|add|gate|promote|rollback
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -121,3 +121,18 @@ class ModelOut(BaseModel):
     uncertain_band: list[float] | None
     metrics: dict[str, Any]
     trained: dict[str, Any]
+
+
+class ModelVersionOut(BaseModel):
+    modality: str
+    version: str
+    name: str
+    status: Literal["candidate", "active", "retired"]
+    path: str
+    created_at: str | None
+    promoted_at: str | None
+    retired_at: str | None
+    note: str | None = Field(description="the last promotion's reason, or the rollback's")
+    forced: bool = Field(description="promoted past a failed or missing evaluation gate")
+    previous_version: str | None = Field(description="the version it replaced: a rollback's target")
+    gate: dict[str, Any] = Field(description="the evaluation gate: old vs new AUC per generator")

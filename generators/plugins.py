@@ -63,6 +63,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+import threading
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 
@@ -96,6 +97,8 @@ class _State:
 
 
 _STATE = _State()
+# Re-entrant: a plugin that calls names() while it is imported finds the scan done.
+_LOCK = threading.RLock()
 
 
 def load_plugins(*, rescan: bool = False) -> list[Plugin]:
@@ -105,22 +108,23 @@ def load_plugins(*, rescan: bool = False) -> list[Plugin]:
     or when ``rescan`` is true (a package installed while the process runs); an entry
     point is only ever tried once.
     """
-    path = tuple(sys.path)
-    if not rescan and _STATE.scanned_path == path:
-        return []
-    if rescan:
-        importlib.invalidate_caches()  # also drops importlib.metadata's cached listings
-    _STATE.scanned_path = path
-    new: list[Plugin] = []
-    for ep in entry_points(group=GROUP):
-        dist = ep.dist.name if ep.dist is not None else ""
-        key = (dist, ep.name, ep.value)
-        if key in _STATE.seen:
-            continue
-        _STATE.seen.add(key)
-        new.append(_load(ep, dist))
-    _STATE.plugins += new
-    return new
+    with _LOCK:
+        path = tuple(sys.path)
+        if not rescan and _STATE.scanned_path == path:
+            return []
+        if rescan:
+            importlib.invalidate_caches()  # also drops importlib.metadata's cached listings
+        _STATE.scanned_path = path
+        new: list[Plugin] = []
+        for ep in entry_points(group=GROUP):
+            dist = ep.dist.name if ep.dist is not None else ""
+            key = (dist, ep.name, ep.value)
+            if key in _STATE.seen:
+                continue
+            _STATE.seen.add(key)
+            new.append(_load(ep, dist))
+        _STATE.plugins += new
+        return new
 
 
 def plugins() -> list[Plugin]:

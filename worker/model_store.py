@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from detector.identity import model_identity
+from detector.identity import MODALITIES, model_identity
 from detector.store import ModelStore, StoredModel, parse_version
 from worker.db import ModelVersion, migrate, session_scope, utcnow
 from worker.errors import Conflict, InvalidRequest, NotFound
@@ -46,6 +46,7 @@ def model_view(row: ModelVersion) -> dict[str, Any]:
         "retired_at": row.retired_at.isoformat() if row.retired_at else None,
         "note": row.note,
         "forced": row.forced,
+        "previous_version": f"v{row.previous_version}" if row.previous_version else None,
         "gate": row.gate,
     }
 
@@ -83,6 +84,7 @@ def list_models(settings: Settings, modality: str | None = None) -> list[ModelVe
     with session_scope(settings.sqlalchemy_url) as session:
         q = select(ModelVersion).order_by(ModelVersion.modality, ModelVersion.version)
         if modality is not None:
+            _check_modality(modality)
             q = q.where(ModelVersion.modality == modality)
         rows = list(session.scalars(q).all())
         for r in rows:
@@ -102,8 +104,17 @@ def stored_model(row: ModelVersion) -> StoredModel:
     return StoredModel(row.modality, row.version, Path(row.path), model_identity(row.path).card)
 
 
+def _check_modality(modality: str) -> None:
+    if modality not in MODALITIES:
+        raise NotFound(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
+
+
 def _get(session: Session, modality: str, version: str | int) -> ModelVersion:
-    n = parse_version(version)
+    _check_modality(modality)
+    try:
+        n = parse_version(version)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from None
     row = session.scalar(
         select(ModelVersion).where(ModelVersion.modality == modality, ModelVersion.version == n)
     )
@@ -153,11 +164,11 @@ def promote(
                 "run `synthguard models gate`, or promote with --force --reason"
             )
         now = utcnow()
-        session.execute(
-            update(ModelVersion)
-            .where(ModelVersion.modality == modality, ModelVersion.status == "active")
-            .values(status="retired", retired_at=now)
-        )
+        current = _active(session, modality)
+        if current is not None:
+            current.status, current.retired_at = "retired", now
+        session.flush()  # at most one active row at any moment
+        row.previous_version = current.version if current is not None else None
         row.status, row.promoted_at, row.retired_at = "active", now, None
         row.forced = force
         row.note = reason
@@ -169,31 +180,24 @@ def promote(
 def rollback(
     settings: Settings, modality: str, *, reason: str | None = None
 ) -> ModelVersion | None:
-    """Retire the active version and reactivate the one promoted before it. Returns the
-    now-active row, or None when there was none before (the modality then falls back to
-    its configured or shipped model)."""
+    """Retire the active version and reactivate the one it replaced (rolling back again
+    goes further back). Returns the now-active row, or None when it replaced none (the
+    modality then falls back to its configured or shipped model)."""
     migrate(settings.sqlalchemy_url)
     with session_scope(settings.sqlalchemy_url) as session:
         current = _active(session, modality)
         if current is None:
             raise Conflict(f"no {modality} model is active in the store")
-        previous = session.scalar(
-            select(ModelVersion)
-            .where(
-                ModelVersion.modality == modality,
-                ModelVersion.id != current.id,
-                ModelVersion.promoted_at.is_not(None),
-            )
-            .order_by(ModelVersion.promoted_at.desc())
-            .limit(1)
-        )
+        previous = None
+        if current.previous_version is not None:
+            previous = _get(session, modality, current.previous_version)
         now = utcnow()
         current.status, current.retired_at = "retired", now
         current.note = f"rolled back: {reason}" if reason else "rolled back"
-        if previous is not None:
-            previous.status, previous.retired_at = "active", None
-            previous.promoted_at = now
         session.flush()
+        if previous is not None:  # it keeps its own previous version: rollbacks walk back
+            previous.status, previous.retired_at = "active", None
+            session.flush()
         if previous is not None:
             session.expunge(previous)
     return previous

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import SettingsDep
-from api.schemas import ModelOut
+from api.schemas import ModelOut, ModelVersionOut
+from worker import model_store
 from worker.runtime import active_models
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -42,3 +43,15 @@ def list_models(settings: SettingsDep) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+@router.get("/{modality}/versions", response_model=list[ModelVersionOut])
+def list_versions(modality: str, settings: SettingsDep) -> list[dict[str, Any]]:
+    """Every version of the store for ``modality``: candidates, the active one, retired."""
+    return [model_store.model_view(row) for row in model_store.list_models(settings, modality)]
+
+
+@router.get("/{modality}/versions/{version}", response_model=ModelVersionOut)
+def get_version(modality: str, version: str, settings: SettingsDep) -> dict[str, Any]:
+    """One version, with its evaluation gate's table (old vs new AUC per generator)."""
+    return model_store.model_view(model_store.get_model(settings, modality, version))

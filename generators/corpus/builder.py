@@ -23,9 +23,17 @@ from generators.corpus.encoding import (
     encode_clip,
     encode_image,
 )
+from generators.corpus.fakes import (
+    FAKES_KEY,
+    FakesFolder,
+    FakesSpec,
+    folder_hash,
+    open_fakes,
+    write_fakes,
+)
 from generators.corpus.manifest import ManifestRow, read_manifest, write_manifest
 from generators.corpus.splits import check_fractions, draw_splits, split_items
-from generators.registry import create, family, names
+from generators.registry import create, family, names, origin
 from generators.sources import DEFAULT_SCALES, AudioSource, RealSource, open_source
 
 CORPUS_JSON = "corpus.json"
@@ -51,13 +59,15 @@ class CorpusConfig:
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
     audio: AudioEncodingConfig = field(default_factory=AudioEncodingConfig)
     seed: int = 0
+    # Folders of already-generated media, each a generator of its own (``--fakes``).
+    fakes: tuple[FakesSpec, ...] = ()
 
     def __post_init__(self) -> None:
         check_choice("modality", self.modality, MODALITIES)
         check_preset(self.preset)
         check_fractions(self.splits)
-        if not self.generators:
-            raise ValueError("a corpus needs at least one generator")
+        if not self.generators and not self.fakes:
+            raise ValueError("a corpus needs at least one generator (or a --fakes folder)")
         valid = names()
         for name in self.generators:
             check_choice("generator", name, valid)
@@ -70,10 +80,12 @@ class CorpusConfig:
             raise ValueError(f"generator listed twice: {list(self.generators)}")
         if self.per_generator < 1:
             raise ValueError(f"per_generator must be at least 1, got {self.per_generator}")
+        _check_fakes_names(self.fakes, self.generators, valid)
 
     @property
     def real_count(self) -> int:
-        return self.n_real if self.n_real is not None else self.per_generator * len(self.generators)
+        n_gens = len(self.generators) + len(self.fakes)
+        return self.n_real if self.n_real is not None else self.per_generator * n_gens
 
     # These must match for a new build to extend an existing corpus.
     def fixed(self) -> dict[str, Any]:
@@ -93,6 +105,9 @@ class BuildReport:
     counts: dict[str, dict[str, int]]  # label -> split -> items, whole corpus
     audit: dict[str, Any]
     real_skipped: dict[str, int]  # real-source files skipped, by reason
+    # --fakes folders: name -> the corpus.json record, plus "skipped_files" [(path, code,
+    # message)] for a folder added by this run, or "changed" (bool) for one already there.
+    fakes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def build_corpus(
@@ -127,6 +142,7 @@ def build_corpus(
         real_skipped=source.skipped_summary(),
     )
     size = config.encoding.size
+    fakes = _open_fakes(config, present, meta, report)  # before any work: a bad folder fails fast
 
     if not any(r.label == "real" for r in rows):
         write_real = _write_real_audio if config.modality == "audio" else _write_real
@@ -149,6 +165,19 @@ def build_corpus(
         report.added[name] = len(new)
         write_manifest(out, rows)  # one generator at a time: a crash loses at most this one
 
+    for folder in fakes:  # --fakes: generators/corpus/fakes.py
+        name = folder.spec.name
+        t0 = time.perf_counter()
+        new = write_fakes(out, config, folder, progress)
+        report.generate_seconds[name] = round(time.perf_counter() - t0, 2)
+        rows += new
+        report.added[name] = len(new)
+        meta.setdefault(FAKES_KEY, {})[name] = folder.record(len(new))
+        skipped_files = [[s.path, s.code, s.message] for s in folder.skipped]
+        report.fakes[name] = {**meta[FAKES_KEY][name], "skipped_files": skipped_files}
+        write_manifest(out, rows)
+        _write_json(out / CORPUS_JSON, meta)
+
     for r in rows:
         report.counts.setdefault(r.label, Counter())[r.split] += 1  # type: ignore[index]
     report.counts = {k: dict(v) for k, v in report.counts.items()}
@@ -162,6 +191,38 @@ def build_corpus(
         meta["sample_rate"] = config.audio.sample_rate
     _write_json(out / CORPUS_JSON, meta)
     return report
+
+
+def _check_fakes_names(
+    fakes: Sequence[FakesSpec], generators: Sequence[str], registered: Sequence[str]
+) -> None:
+    seen: set[str] = set()
+    for spec in fakes:
+        if spec.name in registered:
+            raise ValueError(
+                f"fakes name {spec.name!r} is already a registered generator "
+                f"({origin(spec.name)}); give the folder another name"
+            )
+        if spec.name in seen or spec.name in generators:
+            raise ValueError(f"generator listed twice: {spec.name!r}")
+        seen.add(spec.name)
+
+
+def _open_fakes(
+    config: CorpusConfig, present: set[str], meta: dict[str, Any], report: BuildReport
+) -> list[FakesFolder]:
+    """Scan the --fakes folders the corpus lacks; those it has are skipped, like a
+    generator already in it (``changed``: the folder no longer matches its record)."""
+    folders = []
+    for spec in config.fakes:
+        if spec.name in present:
+            record = meta.get(FAKES_KEY, {}).get(spec.name, {})
+            changed = record.get("config_hash") != folder_hash(spec.path)
+            report.fakes[spec.name] = {**record, "changed": changed}
+            report.skipped.append(spec.name)
+            continue
+        folders.append(open_fakes(spec, modality=config.modality))
+    return folders
 
 
 def _load_or_init_meta(out: Path, config: CorpusConfig) -> dict[str, Any]:

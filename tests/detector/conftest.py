@@ -29,7 +29,14 @@ def _trace(img: np.ndarray, resample: int) -> np.ndarray:
     return np.asarray(small.resize((w, h), resample))
 
 
-def build_tiny_corpus(out: Path, source, *, n_per_class: int = 96, size: int = 32) -> Path:
+def build_tiny_corpus(
+    out: Path, source, *, n_per_class: int = 96, size: int = 32, families=None
+) -> Path:
+    """``families`` maps a name to a function of the pixels (default: the two resampling
+    traces of ``FAMILIES``)."""
+    families = families or {
+        name: (lambda img, r=resample: _trace(img, r)) for name, resample in FAMILIES.items()
+    }
     enc_cfg = EncodingConfig(size=size, jpeg_fraction=0.5, jpeg_quality=(80, 100))
     splits = split_items([it.id for it in source.items], (0.6, 0.2, 0.2), seed=0)
     rows = []
@@ -38,8 +45,8 @@ def build_tiny_corpus(out: Path, source, *, n_per_class: int = 96, size: int = 3
         if i % 2 == 0:  # alternate, so every photo gives both classes
             label, name, fam, img = "real", None, None, crop.image
         else:
-            name = list(FAMILIES)[(i // 2) % 2]
-            label, fam, img = "synthetic", name, _trace(crop.image, FAMILIES[name])
+            name = list(families)[(i // 2) % len(families)]
+            label, fam, img = "synthetic", name, families[name](crop.image)
         item_id = f"{name or 'real'}-{i:05d}"
         enc = choose_encoding(enc_cfg, corpus_seed=0, item_id=item_id)
         data = encode_image(img, enc)

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from tests.worker._services import create_pg_database, drop_pg_database
 
+
 def _head() -> str:
     from alembic.script import ScriptDirectory
 
