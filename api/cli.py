@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api import cli_models, cli_service
+from api import cli_models, cli_retrain, cli_service
 from api._progress import console, stage_bars, user_errors
 
 app = typer.Typer(
@@ -527,6 +527,7 @@ def _expand(paths: list[Path]) -> list[Path]:
 
 cli_service.register(app)  # serve, worker, keys, db
 cli_models.register(app)  # models list|show|add|gate|promote|rollback
+cli_retrain.register(app)  # retrain --add-generator NAME
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -20,11 +20,11 @@ import timm
 import torch
 import torch.nn.functional as F
 
-from detector.config import to_dict
+from detector.config import from_dict, to_dict
 from detector.data.corpus import Item, read_items, select
 from detector.eval.calibration import Calibration, calibrate
 from detector.eval.metrics import binary_metrics
-from detector.models import create, save_model
+from detector.models import create, load_model, save_model
 from detector.models.checkpoint import model_config_dict
 from detector.train.config import train_config
 from detector.train.tasks import TASKS, Task
@@ -51,14 +51,25 @@ def train_detector(
     train_overrides: dict[str, Any] | None = None,
     resume: bool = True,
     on_progress: ProgressFn | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
-    """Train, calibrate on validation, measure on test, and write ``model.safetensors`` + card."""
+    """Train, calibrate on validation, measure on test, and write ``model.safetensors`` + card.
+
+    ``init_from`` (a model folder) fine-tunes: its architecture and ``model_config``
+    replace the preset's network (a conflicting ``model_overrides`` is an error) and
+    training starts from its weights, with a fresh optimizer and schedule (lower ``lr``
+    and ``epochs`` through ``train_overrides``). The card records where it started.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     progress = on_progress or (lambda *_a: None)
     cfg = train_config(modality, preset, **(train_overrides or {}))
     task_cls = TASKS[modality]
-    model = create(task_cls.architecture, preset=preset, **(model_overrides or {}))
+    init: dict[str, str] | None = None
+    if init_from is None:
+        model = create(task_cls.architecture, preset=preset, **(model_overrides or {}))
+    else:
+        model, init = _initial_model(init_from, task_cls, model_overrides or {})
     task = task_cls(model.config, cfg)
 
     items = read_items(corpora, modality=modality)
@@ -98,6 +109,8 @@ def train_detector(
         "model": model_config_dict(model),
         "corpora": [str(Path(c).resolve()) for c in corpora],
     }
+    if init is not None:  # absent otherwise: runs saved before this field still resume
+        fingerprint["init_from"] = init
     if resume and state_path.exists():
         saved = torch.load(state_path, weights_only=False)  # our own file, written below
         if saved["fingerprint"] == fingerprint:
@@ -193,8 +206,38 @@ def train_detector(
         history,
         train_seconds,
     )
+    if init is not None:
+        card["init_from"] = init
     save_model(model, card, out)
     return TrainResult(out_dir=out, card=card, history=history)
+
+
+def _initial_model(
+    folder: str | Path, task_cls: type[Task], overrides: dict[str, Any]
+) -> tuple[torch.nn.Module, dict[str, str]]:
+    """The network of a trained model folder, with its weights, to fine-tune from."""
+    from detector.identity import model_identity
+
+    model, card = load_model(folder)
+    modality = card.get("modality", "image")
+    if modality != task_cls.modality or card.get("architecture") != task_cls.architecture:
+        raise ValueError(
+            f"cannot fine-tune the {task_cls.modality} detector from {folder}: that model "
+            f"judges {modality} ({card.get('architecture')})"
+        )
+    have = model_config_dict(model)
+    config = model.config
+    resolved = to_dict(from_dict(type(config), overrides, base=config))  # unknown keys: error
+    conflicts = sorted(k for k in overrides if resolved[k] != have[k])
+    if conflicts:
+        detail = ", ".join(f"{k}: model has {have[k]!r}, asked {resolved[k]!r}" for k in conflicts)
+        raise ValueError(
+            f"model overrides conflict with the model fine-tuned from ({detail}); its "
+            "architecture is kept: drop them, or train from scratch"
+        )
+    ident = model_identity(folder, modality=modality)
+    model.train()
+    return model, {"path": str(ident.folder), "name": ident.name, "version": ident.version}
 
 
 def _epoch_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
