@@ -125,12 +125,16 @@ def test_a_batch_of_images_and_recordings(client: TestClient) -> None:
     assert kinds == {"a.png": "image", "b.wav": "audio", "c.flac": "audio", "d.wav": None}
 
 
-def test_a_server_without_a_voice_model_refuses_recordings(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path)  # no SYNTHGUARD_AUDIO_MODEL, none shipped here
-    from worker.runtime import active_models
+def test_a_server_without_a_voice_model_refuses_recordings(tmp_path: Path, monkeypatch) -> None:
+    import worker.runtime
 
-    if "audio" in active_models(settings):
-        pytest.skip("this install ships a voice model")
+    real_dir = worker.runtime.default_model_dir
+
+    def no_shipped_voice(modality: str) -> Path:  # as an install without a voice model
+        return tmp_path / "none" if modality == "audio" else real_dir(modality)
+
+    monkeypatch.setattr(worker.runtime, "default_model_dir", no_shipped_voice)
+    settings = Settings(data_dir=tmp_path)  # and no SYNTHGUARD_AUDIO_MODEL
     with running_app(settings) as client:
         resp = client.post("/v1/scans?wait=30", files={"file": ("v.wav", wav(8))})
         assert "voice model" in assert_error(resp, 415, "unsupported_media")

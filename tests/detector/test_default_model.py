@@ -1,4 +1,4 @@
-"""The image model shipped inside the package: present, small, loadable, usable."""
+"""The models shipped inside the package: present, small, loadable, usable."""
 
 from __future__ import annotations
 
@@ -17,3 +17,22 @@ def test_shipped_image_model_loads_and_scores() -> None:
     res = det.score([encode(photo_like(0, (200, 300)), "JPEG", quality=90), b""])
     assert res[0].verdict in ("synthetic", "uncertain", "authentic") and 0 <= res[0].score <= 1
     assert res[1].error == {"code": "empty", "message": "the file is empty (0 bytes)"}
+
+
+def test_shipped_voice_model_loads_and_scores() -> None:
+    from detector.inference.voice import VoiceDetector
+    from detector.media.audio import encode_audio
+    from tests._audio import speech_like
+
+    folder = WEIGHTS_DIR / "audio"
+    assert (folder / "model.safetensors").stat().st_size < 10 * 2**20
+    det = Detector.load(modality="audio")  # no path: the shipped voice model
+    assert isinstance(det, VoiceDetector)
+    card = det.card
+    assert card["modality"] == "audio" and len(card["families"]) >= 5
+    assert card["metrics"]["test"]["overall"]["auc"] is not None
+    clip = encode_audio(speech_like(3, 9.0), 16_000, "mp3", bitrate_kbps=64)
+    res = det.score([clip, b""])
+    assert res[0].verdict in ("synthetic", "uncertain", "authentic") and 0 <= res[0].score <= 1
+    assert len(res[0].segments) == 4  # 9 s: 4 s chunks every 2 s, the last at the end
+    assert res[1].error is not None and res[1].error["code"] == "empty"
