@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from api import cli_models, cli_retrain, cli_service
+from api._options import parse_sets
 from api._progress import console, stage_bars, user_errors
 
 app = typer.Typer(
@@ -31,19 +32,6 @@ RealOpt = Annotated[
     typer.Option("--real", help="'starter' (photos bundled with installed packages) or a folder"),
 ]
 PresetOpt = Annotated[str, typer.Option(help="Config preset: tiny (seconds) or default.")]
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def _open_source(spec: str, modality: str = "image") -> Any:
@@ -137,7 +125,7 @@ def generators_train(
     """Train a generator on real images and save a safetensors checkpoint."""
     from generators import create, save_generator
 
-    gen = create(name, preset=preset, **_parse_sets(set_))
+    gen = create(name, preset=preset, **parse_sets(set_))
     source = _open_source(real, gen.modality)
     with stage_bars() as bars:
         report = gen.fit(source, on_step=lambda s, t, m: bars.update(f"fit {name}", s, t, m))
@@ -354,8 +342,8 @@ def train_cmd(
             out,
             modality=modality,
             preset=preset,
-            model_overrides=_parse_sets(set_),
-            train_overrides=_parse_sets(train_set),
+            model_overrides=parse_sets(set_),
+            train_overrides=parse_sets(train_set, option="--train-set"),
             resume=resume,
             on_progress=bars.update,
         )
@@ -408,7 +396,7 @@ def evaluate_cmd(
             robustness=robustness,
             modality=modality,
             loo_preset=preset,
-            loo_overrides=_parse_sets(train_set),
+            loo_overrides=parse_sets(train_set, option="--train-set"),
             on_progress=bars.update,
         )
     console.print((out / "summary.md").read_text())

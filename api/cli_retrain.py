@@ -4,32 +4,19 @@ scratch), evaluate, gate, and propose (or make) the promotion. A thin layer over
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
+from api._options import parse_sets
 from api._progress import console, stage_bars, user_errors
 
 
 def register(app: typer.Typer) -> None:
     app.command("retrain")(retrain_cmd)
-
-
-def _parse_sets(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--train-set expects KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 @user_errors
@@ -93,7 +80,7 @@ def retrain_cmd(
             corpus=corpus,
             scratch=scratch,
             preset=preset,
-            train_overrides=_parse_sets(train_set),
+            train_overrides=parse_sets(train_set, option="--train-set"),
             margin=margin,
             out_dir=out,
             promote=promote,

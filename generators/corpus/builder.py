@@ -286,25 +286,35 @@ def _write_real(
         item_id = f"real-{i:06d}"
         split = split_of[crop.parent]
         rel, facts = _write_item(out, f"real/{split}", item_id, crop.image, config)
-        rows.append(
-            ManifestRow(
-                id=item_id,
-                path=rel,
-                label="real",
-                modality=config.modality,
-                split=split,
-                generator_family=None,
-                generator_name=None,
-                config_hash=None,
-                seed=config.seed,
-                index=i,
-                source_item=crop.parent,
-                **facts,
-            )
-        )
+        rows.append(_real_row(item_id, rel, facts, config, split, i, crop.parent))
         if i % 64 == 0 or i == n - 1:
             progress("real", i + 1, n, {})
     return rows
+
+
+def _real_row(
+    item_id: str,
+    rel: str,
+    facts: dict[str, Any],
+    config: CorpusConfig,
+    split: str,
+    index: int,
+    source_item: str,
+) -> ManifestRow:
+    return ManifestRow(
+        id=item_id,
+        path=rel,
+        label="real",
+        modality=config.modality,
+        split=split,
+        generator_family=None,
+        generator_name=None,
+        config_hash=None,
+        seed=config.seed,
+        index=index,
+        source_item=source_item,
+        **facts,
+    )
 
 
 def _fitted_generator(
@@ -419,22 +429,7 @@ def _write_real_audio(
         item_id = f"real-{i:06d}"
         split = split_of[utt.id]
         rel, facts = _write_clip(out, f"real/{split}", item_id, utt.load(), config)
-        rows.append(
-            ManifestRow(
-                id=item_id,
-                path=rel,
-                label="real",
-                modality="audio",
-                split=split,
-                generator_family=None,
-                generator_name=None,
-                config_hash=None,
-                seed=config.seed,
-                index=i,
-                source_item=utt.id,
-                **facts,
-            )
-        )
+        rows.append(_real_row(item_id, rel, facts, config, split, i, utt.id))
         if i % 16 == 0 or i == n - 1:
             progress("real", i + 1, n, {})
     return rows
