@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from api import errors
 from api.limits import BodyLimitMiddleware
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import batches, health, models, scans, web
+from api.routes import batches, health, models, scans, training, web
 from worker.db import migrate
 from worker.dispatch import Dispatcher, make_dispatcher
 from worker.janitor import Janitor
@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.model_loaded = False
     app.state.model_status = lambda: _model_status(app, settings)
     errors.install(app)
-    for router in (scans.router, batches.router, models.router, health.router, web.router):
+    routers = (scans.router, batches.router, models.router, training.router, health.router)
+    for router in (*routers, web.router):
         app.include_router(router)
 
     def limit_for(path: str, content_type: str) -> int | None:

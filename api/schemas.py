@@ -136,3 +136,36 @@ class ModelVersionOut(BaseModel):
     forced: bool = Field(description="promoted past a failed or missing evaluation gate")
     previous_version: str | None = Field(description="the version it replaced: a rollback's target")
     gate: dict[str, Any] = Field(description="the evaluation gate: old vs new AUC per generator")
+
+
+class FakesFolder(BaseModel):
+    name: str = Field(description="the generator name the folder's media are filed under")
+    path: str = Field(description="a server-side folder under SYNTHGUARD_BATCH_ROOTS")
+    family: str = ""
+
+
+class TrainingRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    modality: Literal["image", "audio"] = "image"
+    add_generators: list[str] = Field(default_factory=list, description="registered names")
+    fakes: list[FakesFolder] = Field(default_factory=list)
+    scratch: bool = False
+    preset: Literal["tiny", "default"] = "default"
+    train_overrides: dict[str, Any] = Field(default_factory=dict)
+    margin: float = Field(0.01, ge=0.0, le=1.0)
+
+
+class TrainingRunOut(BaseModel):
+    id: str
+    modality: str
+    status: Literal["queued", "running", "done", "failed"]
+    request: dict[str, Any]
+    progress: dict[str, Any] = Field(description="the last report: stage, done, total, metrics")
+    log: list[str]
+    run_dir: str | None
+    candidate_version: str | None = Field(description="the store version the run made")
+    gate: dict[str, Any]
+    error: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None

@@ -72,6 +72,16 @@ def expand_batch_task(batch_id: str) -> int:
     return run_expand_batch(batch_id, settings=settings)
 
 
+# Acknowledged on receipt and without time limits: a training run takes minutes to hours,
+# longer than the broker's visibility timeout, and must not be delivered twice. A worker
+# that dies mid-run leaves the run "running"; its row says when it started.
+@app.task(name="synthguard.train", acks_late=False, time_limit=None, soft_time_limit=None)
+def train_task(run_id: str) -> None:
+    from worker.training_runs import run_training
+
+    run_training(run_id, settings=settings)
+
+
 @worker_process_init.connect
 def _init_process(**_: Any) -> None:
     dispose_engines()  # never share the parent's database connections

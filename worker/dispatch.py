@@ -13,6 +13,7 @@ import queue as queue_mod
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from worker.notify import RedisListener, Waiters
@@ -34,6 +35,10 @@ class Dispatcher(ABC):
 
     @abstractmethod
     def send_expand(self, batch_id: str) -> None: ...
+
+    @abstractmethod
+    def send_training(self, run_id: str) -> None:
+        """A training run, on the ``train`` queue: never in a scan worker's place."""
 
     @abstractmethod
     def pending(self, queue: str) -> int:
@@ -67,6 +72,24 @@ class EmbeddedDispatcher(Dispatcher):
         ]
         for t in self._threads:
             t.start()
+        # Training has a thread of its own, one run at a time: it never holds a scan slot.
+        self._training = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthguard-train")
+
+    def send_training(self, run_id: str) -> None:
+        from worker.training_runs import run_training
+
+        with self._lock:
+            self._pending["train"] += 1
+
+        def task() -> None:
+            with self._lock:
+                self._pending["train"] -= 1
+            try:
+                run_training(run_id, settings=self.settings)
+            except Exception:  # run_training records its failures; this is a last resort
+                log.exception("training run %s failed", run_id)
+
+        self._training.submit(task)
 
     def _submit(self, queue: str, fn: Callable[[], Any]) -> None:
         with self._lock:
@@ -116,6 +139,7 @@ class EmbeddedDispatcher(Dispatcher):
             self._queue.put((99, next(self._counter), "train", None))
         for t in self._threads:
             t.join(timeout=5)
+        self._training.shutdown(wait=False, cancel_futures=True)
 
 
 class CeleryDispatcher(Dispatcher):
@@ -139,6 +163,9 @@ class CeleryDispatcher(Dispatcher):
 
     def send_expand(self, batch_id: str) -> None:
         self.app.send_task("synthguard.expand_batch", args=[batch_id], queue="batch")
+
+    def send_training(self, run_id: str) -> None:
+        self.app.send_task("synthguard.train", args=[run_id], queue="train")
 
     def pending(self, queue: str) -> int:
         return int(self.redis.llen(queue))

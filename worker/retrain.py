@@ -97,7 +97,7 @@ def retrain(
     check_preset(preset)
     progress = on_progress or (lambda *_a: None)
     rc = config if config is not None else RetrainConfig.preset(preset)
-    new_names = _check_generators(modality, list(add_generators), list(fakes))
+    new_names = check_generators(modality, list(add_generators), list(fakes))
     real_spec = _real_spec(real)
 
     active = active_models(settings).get(modality)
@@ -251,7 +251,7 @@ def retrain(
     )
 
 
-def _check_generators(modality: str, names_: list[str], fakes: list[FakesSpec]) -> list[str]:
+def check_generators(modality: str, names_: list[str], fakes: list[FakesSpec]) -> list[str]:
     """Every name registered and of the modality, none twice; returns all the new names."""
     from generators.corpus.fakes import FakesSpec
     from generators.registry import create, names

@@ -283,3 +283,39 @@ def test_clear_errors(tmp_path, base) -> None:
         env={"SYNTHGUARD_DATA_DIR": str(tmp_path), **WIDE},
     )
     assert result.exit_code == 2 and "unknown generator 'no_such_generator'" in result.output
+
+
+def test_a_training_run_through_the_api(tmp_path, base, extended) -> None:
+    """POST /v1/training-runs runs the same job on its own thread (the embedded default)
+    and reports progress, a log, the candidate and its gate; it never promotes."""
+    settings = Settings(data_dir=tmp_path, image_model=base["model"])
+    with running_app(settings) as client:
+        bad = client.post("/v1/training-runs", json={"add_generators": ["no_such_generator"]})
+        assert bad.status_code == 400 and "unknown generator" in bad.json()["error"]["message"]
+        outside = client.post(
+            "/v1/training-runs", json={"fakes": [{"name": "toolx", "path": "/etc"}]}
+        )
+        assert outside.status_code == 400
+        body = {"add_generators": [NEW], "preset": "tiny", "train_overrides": {"epochs": 2}}
+        resp = client.post("/v1/training-runs", json=body)
+        assert resp.status_code == 202, resp.text
+        run_id = resp.json()["id"]
+        assert resp.headers["location"].endswith(f"/v1/training-runs/{run_id}")
+        deadline = time.monotonic() + 120
+        while True:
+            view = client.get(f"/v1/training-runs/{run_id}").json()
+            if view["status"] in ("done", "failed"):
+                break
+            assert time.monotonic() < deadline, view
+            time.sleep(0.2)
+        # Scans are served while it trains and after: training has its own thread.
+        scan = client.post("/v1/scans?wait=30", files={"file": ("a.png", png(5))}).json()
+        assert scan["status"] == "done"
+        listed = client.get("/v1/training-runs").json()
+    assert view["status"] == "done", view["error"]
+    assert view["candidate_version"] == "v1" and view["gate"]["new_generators"] == [NEW]
+    assert view["progress"]["stage"] and any("stage validation" in line for line in view["log"])
+    assert view["log"][-1].split(" ", 1)[1].startswith("done: candidate v1")
+    assert [r["id"] for r in listed] == [run_id]
+    row = model_store.get_model(settings, "image", "v1")
+    assert row.status == "candidate"  # proposed, not promoted

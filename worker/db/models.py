@@ -187,6 +187,30 @@ class ModelVersion(Base):
     gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class TrainingRun(Base):
+    """A retraining job asked for through the API (``POST /v1/training-runs``): its
+    request, where it is, its log, and what it produced (a candidate version, a gate)."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (Index("ix_training_runs_created", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey("tenants.id"))
+    modality: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="queued")  # queued|running|done|failed
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # {"stage", "done", "total", "metrics"}: the last progress report.
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    log: Mapped[str] = mapped_column(Text, default="")  # a line per stage, with times
+    run_dir: Mapped[str | None] = mapped_column(Text, default=None)
+    candidate_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    gate: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
 # The tables themselves, for Core statements on hot paths (no ORM bookkeeping).
 SCANS = cast(Table, Scan.__table__)
 RESULTS = cast(Table, Result.__table__)
