@@ -168,3 +168,31 @@ def rollback_cmd(
         console.print(f"no earlier {modality} version: the configured or shipped model is used")
     else:
         console.print(f"[bold green]{previous.modality} v{previous.version} is active again[/]")
+
+
+@models_app.command("shadow")
+@user_errors
+def shadow_cmd(
+    version: Annotated[
+        str | None, typer.Argument(help="The version to score in shadow (omit with --off).")
+    ] = None,
+    modality: ModalityOpt = "image",
+    off: Annotated[bool, typer.Option("--off", help="Stop shadow scoring.")] = False,
+) -> None:
+    """Score live scans with a candidate too, in shadow: its results are stored, never
+    returned; `models shadow-report` says how often it disagrees with the active model."""
+    from worker.model_store import set_shadow
+
+    if off == (version is not None):
+        raise ValueError("give a version, or --off")
+    set_shadow(_settings(), modality, None if off else version)
+    console.print(f"{modality}: shadow {'off' if off else version}")
+
+
+@models_app.command("shadow-report")
+@user_errors
+def shadow_report_cmd(version: VersionArg, modality: ModalityOpt = "image") -> None:
+    """How often a shadow version disagreed with the active model, on the same files."""
+    from worker.model_store import shadow_report
+
+    console.print_json(json.dumps(shadow_report(_settings(), modality, version)))

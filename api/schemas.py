@@ -134,6 +134,7 @@ class ModelVersionOut(BaseModel):
     retired_at: str | None
     note: str | None = Field(description="the last promotion's reason, or the rollback's")
     forced: bool = Field(description="promoted past a failed or missing evaluation gate")
+    shadow: bool = Field(description="scores live scans in shadow (results never returned)")
     previous_version: str | None = Field(description="the version it replaced: a rollback's target")
     gate: dict[str, Any] = Field(description="the evaluation gate: old vs new AUC per generator")
 

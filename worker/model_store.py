@@ -46,6 +46,7 @@ def model_view(row: ModelVersion) -> dict[str, Any]:
         "retired_at": row.retired_at.isoformat() if row.retired_at else None,
         "note": row.note,
         "forced": row.forced,
+        "shadow": row.shadow,
         "previous_version": f"v{row.previous_version}" if row.previous_version else None,
         "gate": row.gate,
     }
@@ -71,6 +72,7 @@ def add_model(
             path=str(stored.path.resolve()),
             status="candidate",
             forced=False,
+            shadow=False,
             gate=gate or {},
         )
         session.add(row)
@@ -170,6 +172,7 @@ def promote(
         session.flush()  # at most one active row at any moment
         row.previous_version = current.version if current is not None else None
         row.status, row.promoted_at, row.retired_at = "active", now, None
+        row.shadow = False  # the active model is not its own shadow
         row.forced = force
         row.note = reason
         session.flush()
@@ -211,3 +214,79 @@ def active_paths(settings: Settings) -> dict[str, Path]:
             select(ModelVersion.modality, ModelVersion.path).where(ModelVersion.status == "active")
         ).all()
     return {modality: Path(path) for modality, path in rows}
+
+
+def set_shadow(settings: Settings, modality: str, version: str | int | None) -> None:
+    """Score live scans of ``modality`` with ``version`` in shadow too (None: stop).
+
+    At most one shadow per modality; the active version cannot be one.
+    """
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        _check_modality(modality)
+        for row in session.scalars(
+            select(ModelVersion).where(ModelVersion.modality == modality, ModelVersion.shadow)
+        ):
+            row.shadow = False
+        if version is not None:
+            row = _get(session, modality, version)
+            if row.status == "active":
+                raise Conflict(f"{modality} v{row.version} is active: it cannot be its own shadow")
+            row.shadow = True
+
+
+def shadow_paths(settings: Settings) -> dict[str, Path]:
+    """Modality -> the folder of its shadow version (only modalities that have one)."""
+    migrate(settings.sqlalchemy_url)
+    with session_scope(settings.sqlalchemy_url) as session:
+        rows = session.execute(
+            select(ModelVersion.modality, ModelVersion.path).where(ModelVersion.shadow)
+        ).all()
+    return {modality: Path(path) for modality, path in rows}
+
+
+def shadow_report(settings: Settings, modality: str, version: str | int) -> dict[str, Any]:
+    """How often ``version`` disagreed with the active model on the same contents: both
+    models' stored results joined by sha256."""
+    from sqlalchemy.orm import aliased
+
+    from worker.db import Result
+    from worker.runtime import active_models
+
+    row = get_model(settings, modality, version)
+    shadow = model_identity(row.path, modality=modality)
+    active = active_models(settings).get(modality)
+    if active is None:
+        raise Conflict(f"no {modality} model is active to compare with")
+    a, b = aliased(Result), aliased(Result)
+    with session_scope(settings.sqlalchemy_url) as session:
+        pairs = session.execute(
+            select(a.verdict, b.verdict, a.score, b.score)
+            .join(b, a.sha256 == b.sha256)
+            .where(
+                a.model_name == active.name,
+                a.model_version == active.version,
+                b.model_name == shadow.name,
+                b.model_version == shadow.version,
+            )
+        ).all()
+    pairs_count: dict[str, int] = {}
+    for va, vb, _sa, _sb in pairs:
+        key = f"{va}->{vb}"
+        pairs_count[key] = pairs_count.get(key, 0) + 1
+    disagree = sum(1 for va, vb, _sa, _sb in pairs if va != vb)
+    flips = sum(
+        1 for va, vb, _sa, _sb in pairs if {va, vb} == {"synthetic", "authentic"}
+    )  # the verdicts that matter most: one says synthetic, the other authentic
+    n = len(pairs)
+    return {
+        "modality": modality,
+        "shadow": {"version": f"v{row.version}", "name": shadow.name},
+        "active": {"name": active.name, "version": active.version},
+        "compared": n,
+        "disagreements": disagree,
+        "disagreement_rate": disagree / n if n else None,
+        "opposite_verdicts": flips,
+        "mean_abs_score_diff": (sum(abs(sa - sb) for _va, _vb, sa, sb in pairs) / n if n else None),
+        "verdict_pairs": dict(sorted(pairs_count.items())),
+    }

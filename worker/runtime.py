@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,11 +56,30 @@ def active_models(settings: Settings) -> dict[str, ModelIdentity]:
     return models
 
 
+_shadows: dict[str, tuple[float, dict[str, ModelIdentity]]] = {}
+
+
+def shadow_models(settings: Settings) -> dict[str, ModelIdentity]:
+    """Modality -> the store version scored in shadow next to the active one (if any),
+    read at most once a second per process like the active models."""
+    from worker.model_store import shadow_paths
+
+    key = settings.sqlalchemy_url
+    now = time.monotonic()
+    hit = _shadows.get(key)
+    if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
+        return hit[1]
+    models = {m: model_identity(p, modality=m) for m, p in shadow_paths(settings).items()}
+    _shadows[key] = (now, models)
+    return models
+
+
 @dataclass
 class Runtime:
     image: Detector
     audio: VoiceDetector | None
     device: str
+    shadows: dict[str, Detector] = field(default_factory=dict)  # modality -> detector
 
     def detector(self, kind: str) -> Detector:
         if kind == "audio":
@@ -72,7 +91,7 @@ class Runtime:
 
 _lock = threading.Lock()
 # By model folders: a new active model loads beside the old one.
-_runtimes: dict[tuple[Path, Path | None], Runtime] = {}
+_runtimes: dict[tuple[Path, Path | None, tuple[tuple[str, Path], ...]], Runtime] = {}
 
 
 def configure_torch(*, threads: int, processes: int = 1) -> None:
@@ -103,7 +122,8 @@ def get_runtime(settings: Settings, *, device: str | None = None) -> Runtime:
     models = active_models(settings)
     image = models["image"].folder.resolve()
     audio = models["audio"].folder.resolve() if "audio" in models else None
-    key = (image, audio)
+    shadows = tuple(sorted((m, i.folder.resolve()) for m, i in shadow_models(settings).items()))
+    key = (image, audio, shadows)
     with _lock:
         if key not in _runtimes:
             from detector.inference import Detector
@@ -118,6 +138,9 @@ def get_runtime(settings: Settings, *, device: str | None = None) -> Runtime:
 
                 voice.audio_limits = audio_limits(settings)
             _runtimes[key] = Runtime(
-                image=Detector.load(image, device=device), audio=voice, device=device
+                image=Detector.load(image, device=device),
+                audio=voice,
+                device=device,
+                shadows={m: Detector.load(folder, device=device) for m, folder in shadows},
             )
         return _runtimes[key]

@@ -25,7 +25,7 @@ from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
 from worker.db import RESULTS, SCANS, Batch, Result, Scan, new_id, session_scope, utcnow
 from worker.media import media_kind
-from worker.runtime import active_models, get_runtime
+from worker.runtime import active_models, get_runtime, shadow_models
 from worker.settings import Settings
 from worker.storage import BlobStore
 
@@ -124,7 +124,7 @@ def process_scans(
     for it in items:
         if it.sha256 not in stored:
             new.setdefault(it.sha256, it)
-    scored, kinds = _score_new(list(new.values()), settings, models)
+    scored, kinds, shadow_rows = _score_new(list(new.values()), settings, models)
     with session_scope(url) as session:
         rows = [
             _result_row(sha, res, models[kinds[sha]], kinds[sha])
@@ -132,6 +132,8 @@ def process_scans(
             if res.error is None
         ]
         stored |= _insert_results(session, rows, models)
+        for kind, srows in shadow_rows.items():  # stored for the report, never returned
+            _insert_results(session, srows, {kind: shadow_models(settings)[kind]})
         done: list[dict[str, Any]] = []
         now = utcnow()
         for it in items:
@@ -171,17 +173,19 @@ def process_scans(
 
 def _score_new(
     items: list[_Item], settings: Settings, models: dict[str, ModelIdentity]
-) -> tuple[dict[str, ScoreResult], dict[str, str]]:
+) -> tuple[dict[str, ScoreResult], dict[str, str], dict[str, list[dict[str, Any]]]]:
     """Score each new content with the detector of its kind (images and recordings in one
-    micro-batch are split by kind); returns sha256 -> result and sha256 -> kind."""
+    micro-batch are split by kind); returns sha256 -> result, sha256 -> kind, and the
+    result rows of the shadow models (kind -> rows)."""
     scored: dict[str, ScoreResult] = {}
     kinds: dict[str, str] = {}
+    shadow_rows: dict[str, list[dict[str, Any]]] = {}
     groups: dict[str, list[_Item]] = {}
     for it in items:
         kinds[it.sha256] = media_kind(it.data)
         groups.setdefault(kinds[it.sha256], []).append(it)
     if not groups:
-        return scored, kinds
+        return scored, kinds, shadow_rows
     runtime = get_runtime(settings)
     for kind, group in groups.items():
         if kind not in models:  # a recording, and no voice model (any more)
@@ -204,7 +208,16 @@ def _score_new(
             )
         results = detector.score([it.data for it in group])
         scored.update({it.sha256: res for it, res in zip(group, results, strict=True)})
-    return scored, kinds
+        shadow = runtime.shadows.get(kind)
+        shadow_ident = shadow_models(settings).get(kind)
+        if shadow is not None and shadow_ident is not None:
+            ok = [it for it, res in zip(group, results, strict=True) if res.error is None]
+            shadow_rows[kind] = [
+                _result_row(it.sha256, res, shadow_ident, kind)
+                for it, res in zip(ok, shadow.score([it.data for it in ok]), strict=True)
+                if res.error is None
+            ]
+    return scored, kinds, shadow_rows
 
 
 # Per-scan outcomes, written with one executemany each; only unfinished scans change

@@ -55,3 +55,10 @@ def list_versions(modality: str, settings: SettingsDep) -> list[dict[str, Any]]:
 def get_version(modality: str, version: str, settings: SettingsDep) -> dict[str, Any]:
     """One version, with its evaluation gate's table (old vs new AUC per generator)."""
     return model_store.model_view(model_store.get_model(settings, modality, version))
+
+
+@router.get("/{modality}/versions/{version}/shadow")
+def shadow(modality: str, version: str, settings: SettingsDep) -> dict[str, Any]:
+    """Shadow scoring's report: how often this version disagreed with the active model on
+    the same contents (verdict pairs, opposite verdicts, mean score difference)."""
+    return model_store.shadow_report(settings, modality, version)

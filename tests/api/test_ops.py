@@ -177,14 +177,15 @@ def test_docs_and_openapi(client: TestClient) -> None:
 def test_models(client: TestClient, settings: Settings) -> None:
     resp = client.get("/v1/models")
     assert resp.status_code == 200
-    (model,) = resp.json()
-    ident = active_models(settings)["image"]
-    assert model["modality"] == "image"
-    assert (model["name"], model["version"]) == (ident.name, ident.version)
-    low, high = model["uncertain_band"]
-    assert 0.0 <= low <= model["threshold"] <= high <= 1.0
-    assert 0.5 < model["metrics"]["test"]["overall"]["auc"] <= 1.0
-    assert model["trained"]["generators"]
+    models = {m["modality"]: m for m in resp.json()}
+    assert set(models) == {"image", "audio"}  # both shipped with the package
+    for modality, model in models.items():
+        ident = active_models(settings)[modality]
+        assert (model["name"], model["version"]) == (ident.name, ident.version)
+        low, high = model["uncertain_band"]
+        assert 0.0 <= low <= model["threshold"] <= high <= 1.0
+        assert 0.5 < model["metrics"]["test"]["overall"]["auc"] <= 1.0
+        assert model["trained"]["generators"]
 
 
 def test_unknown_scan_ids_do_not_reach_the_metrics_as_paths(client: TestClient) -> None:

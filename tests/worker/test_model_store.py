@@ -196,3 +196,31 @@ def test_cli_and_api_and_a_running_service_switch_without_restart(
         ]
         == "v2"
     )
+
+
+def test_shadow_scoring_stores_and_reports_without_answering(tmp_path, with_both) -> None:
+    settings = Settings(data_dir=tmp_path)
+    model_store.add_model(settings, with_both)
+    model_store.set_shadow(settings, "image", "v1")
+    with running_app(settings) as client:
+        views = [
+            client.post("/v1/scans?wait=30", files={"file": (f"{i}.png", png(40 + i))}).json()
+            for i in range(3)
+        ]
+        assert all(v["status"] == "done" and v["model"]["version"] != "v1" for v in views)
+        report = client.get("/v1/models/image/versions/v1/shadow").json()
+        assert report["compared"] == 3 and report["shadow"]["version"] == "v1"
+        assert 0 <= report["disagreements"] <= 3
+        assert sum(report["verdict_pairs"].values()) == 3
+        assert client.get("/v1/models/image/versions/v1").json()["shadow"] is True
+        model_store.set_shadow(settings, "image", None)
+        time.sleep(1.1)  # read at most once a second
+        client.post("/v1/scans?wait=30", files={"file": ("later.png", png(50))})
+        assert model_store.shadow_report(settings, "image", "v1")["compared"] == 3
+    model_store.promote(settings, "image", "v1", force=True, reason="test")
+    with pytest.raises(Conflict, match="cannot be its own shadow"):
+        model_store.set_shadow(settings, "image", "v1")
+    result = CliRunner().invoke(
+        app, ["models", "shadow", "--off"], env={"SYNTHGUARD_DATA_DIR": str(tmp_path)}
+    )
+    assert result.exit_code == 0, result.output

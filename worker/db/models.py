@@ -181,6 +181,8 @@ class ModelVersion(Base):
     # The last promotion's reason; a forced promotion (past a failed gate) must give one.
     note: Mapped[str | None] = mapped_column(Text, default=None)
     forced: Mapped[bool] = mapped_column(default=False)
+    # Scored in shadow next to the active model (results stored, never returned).
+    shadow: Mapped[bool] = mapped_column(default=False)
     # The version this one replaced when it was promoted: where a rollback goes back to.
     previous_version: Mapped[int | None] = mapped_column(Integer, default=None)
     # The evaluation gate's table and verdict against the model active when it ran.

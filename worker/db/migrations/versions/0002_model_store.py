@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("retired_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("note", sa.Text(), nullable=True),
         sa.Column("forced", sa.Boolean(), nullable=False),
+        sa.Column("shadow", sa.Boolean(), nullable=False),
         sa.Column("previous_version", sa.Integer(), nullable=True),
         sa.Column("gate", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
