@@ -10,15 +10,15 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from detector.media.audio import SAMPLE_RATE, AudioLimits, decode_audio, prepare_speech
 from detector.media.errors import MediaError
-from generators.sources.base import Skipped
+from generators.sources.base import MediaSource, Skipped
 
 MIN_SECONDS = 0.5  # shorter clips (after trimming) hold too little speech to resynthesise
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
@@ -50,32 +50,11 @@ class Utterance:
 
 
 @dataclass
-class AudioSource:
+class AudioSource(MediaSource[Utterance]):
     """A named set of real utterances. ``spec`` re-opens it (``starter`` or a folder)."""
 
-    spec: str
-    items: list[Utterance]
-    skipped: list[Skipped] = field(default_factory=list)
     sample_rate: int = SAMPLE_RATE
     modality = "audio"
-
-    def __post_init__(self) -> None:
-        ids = [it.id for it in self.items]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"real source {self.spec!r} has duplicate item ids")
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def subset(self, ids: Sequence[str]) -> AudioSource:
-        keep = set(ids)
-        return AudioSource(spec=self.spec, items=[it for it in self.items if it.id in keep])
-
-    def skipped_summary(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for s in self.skipped:
-            counts[s.code] = counts.get(s.code, 0) + 1
-        return dict(sorted(counts.items()))
 
     def pick(self, n: int, *, seed: int) -> list[Utterance]:
         """``n`` utterances, cycling through a seeded order: every one is used before any

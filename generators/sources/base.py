@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, Self, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -30,6 +32,14 @@ class RealItem:
         return _load(self.origin)
 
 
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+ItemT = TypeVar("ItemT", bound=_HasId)
+
+
 @dataclass(frozen=True)
 class Skipped:
     path: str
@@ -46,11 +56,12 @@ class Crop:
 
 
 @dataclass
-class RealSource:
-    """A named set of real images. ``spec`` re-opens it (``starter`` or a folder path)."""
+class MediaSource(Generic[ItemT]):
+    """Real media with provenance: ``spec`` re-opens it (``starter`` or a folder path),
+    ``items`` are usable, ``skipped`` says why the rest were not."""
 
     spec: str
-    items: list[RealItem]
+    items: list[ItemT]
     skipped: list[Skipped] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,16 +72,22 @@ class RealSource:
     def __len__(self) -> int:
         return len(self.items)
 
-    def subset(self, ids: Sequence[str]) -> RealSource:
+    def subset(self, ids: Sequence[str]) -> Self:
         """The items whose ids are in ``ids`` (for example one split), in source order."""
         keep = set(ids)
-        return RealSource(spec=self.spec, items=[it for it in self.items if it.id in keep])
+        kept = [it for it in self.items if it.id in keep]
+        return dataclasses.replace(self, items=kept, skipped=[])
 
     def skipped_summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for s in self.skipped:
             counts[s.code] = counts.get(s.code, 0) + 1
         return dict(sorted(counts.items()))
+
+
+@dataclass
+class RealSource(MediaSource[RealItem]):
+    """A named set of real images."""
 
     def crops(
         self,
