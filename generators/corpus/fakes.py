@@ -140,7 +140,7 @@ def write_fakes(
 ) -> list[ManifestRow]:
     """``config.per_generator`` items from the folder, cycling through its files."""
     # The builder's item writers: the one final encoding for every item of the corpus.
-    from generators.corpus.builder import _write_clip, _write_item
+    from generators.corpus.items import write_clip, write_item
 
     name = folder.spec.name
     n = config.per_generator
@@ -153,11 +153,11 @@ def write_fakes(
     if isinstance(folder.source, AudioSource):
         # Utterance.load() is decode + prepare_speech, exactly as for real clips.
         media = ((u.id, u.load()) for u in folder.source.pick(n, seed=seed))
-        write = _write_clip
+        write = write_clip
     else:
         crops = folder.source.crops(n, size=config.encoding.size, seed=seed, scales=config.scales)
         media = ((c.parent, c.image) for c in crops)
-        write = _write_item
+        write = write_item
     rows = []
     for i, (file_id, data) in enumerate(media):
         split = split_of[file_id]

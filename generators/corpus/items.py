@@ -1,0 +1,252 @@
+"""Writing corpus items: real and synthetic, images and clips, each through the corpus's
+one final encoding, each with its manifest row."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from generators.base import Generator, Samples
+from generators.corpus.encoding import (
+    choose_audio_encoding,
+    choose_encoding,
+    encode_clip,
+    encode_image,
+)
+from generators.corpus.manifest import ManifestRow
+from generators.corpus.splits import draw_splits
+from generators.registry import family
+from generators.sources import AudioSource, RealSource
+
+if TYPE_CHECKING:
+    from generators.corpus.builder import CorpusConfig, ProgressFn
+
+CHUNK = 256  # items generated, encoded and written per step
+AUDIO_CHUNK = 16  # clips generated, prepared, encoded and written per step
+
+
+def write_item(
+    out: Path, rel_dir: str, item_id: str, pixels: Any, config: CorpusConfig
+) -> tuple[str, dict[str, Any]]:
+    enc = choose_encoding(config.encoding, corpus_seed=config.seed, item_id=item_id)
+    data = encode_image(pixels, enc)
+    rel = f"{rel_dir}/{item_id}{enc.extension}"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_bytes(data)
+    h, w = pixels.shape[:2]
+    return rel, {
+        "format": enc.format,
+        "width": w,
+        "height": h,
+        "encoding": enc.to_dict(),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def write_real(
+    out: Path,
+    config: CorpusConfig,
+    source: RealSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    n = config.real_count
+    usable = source.subset(list(split_of))
+    rows = []
+    crops = usable.crops(n, size=config.encoding.size, seed=config.seed, scales=config.scales)
+    for i, crop in enumerate(crops):
+        item_id = f"real-{i:06d}"
+        split = split_of[crop.parent]
+        rel, facts = write_item(out, f"real/{split}", item_id, crop.image, config)
+        rows.append(real_row(item_id, rel, facts, config, split, i, crop.parent))
+        if i % 64 == 0 or i == n - 1:
+            progress("real", i + 1, n, {})
+    return rows
+
+
+def real_row(
+    item_id: str,
+    rel: str,
+    facts: dict[str, Any],
+    config: CorpusConfig,
+    split: str,
+    index: int,
+    source_item: str,
+) -> ManifestRow:
+    return ManifestRow(
+        id=item_id,
+        path=rel,
+        label="real",
+        modality=config.modality,
+        split=split,
+        generator_family=None,
+        generator_name=None,
+        config_hash=None,
+        seed=config.seed,
+        index=index,
+        source_item=source_item,
+        **facts,
+    )
+
+
+def write_synthetic(
+    out: Path,
+    config: CorpusConfig,
+    gen: Generator,
+    source: RealSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    n = config.per_generator
+    # Per-generator seeds: a corpus extended later gets the same items it would have had.
+    base_seed = int(hashlib.sha256(f"{config.seed}:{gen.name}".encode()).hexdigest()[:8], 16)
+    unconditional_splits = draw_splits(n, config.splits, seed=base_seed)
+    usable = source.subset(list(split_of))
+    rows: list[ManifestRow] = []
+    for start in range(0, n, CHUNK):
+        count = min(CHUNK, n - start)
+        seed = base_seed + start
+        samples: Samples = gen.generate(
+            count, seed=seed, source=usable if gen.conditional else None
+        )
+        if samples.images.shape[1:] != (config.encoding.size, config.encoding.size, 3):
+            raise ValueError(
+                f"{gen.name} made {samples.images.shape[1:]} images; the corpus is "
+                f"{config.encoding.size}x{config.encoding.size}"
+            )
+        for j in range(count):
+            i = start + j
+            src = samples.sources[j]
+            split = split_of[src] if src is not None else unconditional_splits[i]
+            item_id = f"{gen.name}-{i:06d}"
+            rel, facts = write_item(
+                out, f"synthetic/{gen.name}/{split}", item_id, samples.images[j], config
+            )
+            rows.append(
+                ManifestRow(
+                    id=item_id,
+                    path=rel,
+                    label="synthetic",
+                    modality=config.modality,
+                    split=split,
+                    generator_family=family(gen.name),
+                    generator_name=gen.name,
+                    config_hash=gen.config_hash,
+                    seed=seed,
+                    index=j,
+                    source_item=src,
+                    **facts,
+                )
+            )
+        progress(f"generate:{gen.name}", start + count, n, {})
+    return rows
+
+
+def write_clip(
+    out: Path, rel_dir: str, item_id: str, samples: Any, config: CorpusConfig
+) -> tuple[str, dict[str, Any]]:
+    enc = choose_audio_encoding(config.audio, corpus_seed=config.seed, item_id=item_id)
+    rate = config.audio.sample_rate
+    data = encode_clip(samples, rate, enc)
+    rel = f"{rel_dir}/{item_id}{enc.extension}"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_bytes(data)
+    return rel, {
+        "format": enc.format,
+        "width": 0,
+        "height": 0,
+        "encoding": enc.to_dict(),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "duration_s": round(len(samples) / rate, 4),
+        "sample_rate": rate,
+    }
+
+
+def write_real_audio(
+    out: Path,
+    config: CorpusConfig,
+    source: AudioSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    """Each real utterance once (already prepared: trimmed, normalised), encoded like the
+    synthetic clips."""
+    usable = source.subset(list(split_of))
+    n = len(usable) if config.n_real is None else min(config.n_real, len(usable))
+    rows = []
+    for i, utt in enumerate(usable.pick(n, seed=config.seed)):
+        item_id = f"real-{i:06d}"
+        split = split_of[utt.id]
+        rel, facts = write_clip(out, f"real/{split}", item_id, utt.load(), config)
+        rows.append(real_row(item_id, rel, facts, config, split, i, utt.id))
+        if i % 16 == 0 or i == n - 1:
+            progress("real", i + 1, n, {})
+    return rows
+
+
+def write_synthetic_audio(
+    out: Path,
+    config: CorpusConfig,
+    gen: Generator,
+    source: AudioSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    """Generator clips through the same preparation as real speech and the same encoding;
+    a spliced clip's segment is shifted by whatever the trimming cut."""
+    from detector.media.audio import prepare_speech
+
+    n = config.per_generator
+    base_seed = int(hashlib.sha256(f"{config.seed}:{gen.name}".encode()).hexdigest()[:8], 16)
+    unconditional_splits = draw_splits(n, config.splits, seed=base_seed)
+    usable = source.subset(list(split_of))
+    rows: list[ManifestRow] = []
+    for start in range(0, n, AUDIO_CHUNK):
+        count = min(AUDIO_CHUNK, n - start)
+        seed = base_seed + start
+        samples = gen.generate(count, seed=seed, source=usable if gen.conditional else None)
+        if samples.audio is None or samples.sample_rate != config.audio.sample_rate:
+            raise ValueError(
+                f"{gen.name} made no {config.audio.sample_rate} Hz audio clips "
+                f"(sample_rate {samples.sample_rate})"
+            )
+        for j in range(count):
+            i = start + j
+            src = samples.sources[j]
+            split = split_of[src] if src is not None else unconditional_splits[i]
+            # A resynthesis of a (prepared) real clip keeps that clip's length and framing:
+            # only its level is normalised. Other clips (text-to-speech) are prepared
+            # like real recordings: trimmed, then normalised.
+            prepared = prepare_speech(samples.audio[j], samples.sample_rate, trim=src is None)
+            clip = prepared.samples
+            segment = samples.segments[j] if samples.segments else None
+            segments = None
+            if segment is not None:
+                dur = len(clip) / samples.sample_rate
+                a = min(max(0.0, segment[0] - prepared.offset_s), dur)
+                b = min(max(0.0, segment[1] - prepared.offset_s), dur)
+                segments = [[round(a, 4), round(b, 4)]]
+            item_id = f"{gen.name}-{i:06d}"
+            rel, facts = write_clip(out, f"synthetic/{gen.name}/{split}", item_id, clip, config)
+            rows.append(
+                ManifestRow(
+                    id=item_id,
+                    path=rel,
+                    label="synthetic",
+                    modality="audio",
+                    split=split,
+                    generator_family=family(gen.name),
+                    generator_name=gen.name,
+                    config_hash=gen.config_hash,
+                    seed=seed,
+                    index=j,
+                    source_item=src,
+                    segments=segments,
+                    **facts,
+                )
+            )
+        progress(f"generate:{gen.name}", start + count, n, {})
+    return rows
