@@ -78,7 +78,7 @@ def worker_cmd(
     loglevel: Annotated[str, typer.Option(help="Celery log level.")] = "info",
     hostname: Annotated[str | None, typer.Option(help="Node name (default: celery@host).")] = None,
 ) -> None:
-    """Start a Celery worker that scores scans (needs SYNTHGUARD_REDIS_URL)."""
+    """Start a Celery worker: scans, batches, or training runs (needs SYNTHGUARD_REDIS_URL)."""
     import os
 
     from worker.db import migrate
