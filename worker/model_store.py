@@ -206,14 +206,19 @@ def rollback(
     return previous
 
 
-def active_paths(settings: Settings) -> dict[str, Path]:
-    """Modality -> the active store version's folder (only modalities that have one)."""
+def store_paths(settings: Settings) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Modality -> folder of its active version, and of its shadow version (only the
+    modalities that have one), in one query."""
     migrate(settings.sqlalchemy_url)
     with session_scope(settings.sqlalchemy_url) as session:
         rows = session.execute(
-            select(ModelVersion.modality, ModelVersion.path).where(ModelVersion.status == "active")
+            select(ModelVersion.modality, ModelVersion.path, ModelVersion.status).where(
+                (ModelVersion.status == "active") | ModelVersion.shadow
+            )
         ).all()
-    return {modality: Path(path) for modality, path in rows}
+    active = {m: Path(p) for m, p, status in rows if status == "active"}
+    shadow = {m: Path(p) for m, p, status in rows if status != "active"}
+    return active, shadow
 
 
 def set_shadow(settings: Settings, modality: str, version: str | int | None) -> None:
@@ -233,16 +238,6 @@ def set_shadow(settings: Settings, modality: str, version: str | int | None) -> 
             if row.status == "active":
                 raise Conflict(f"{modality} v{row.version} is active: it cannot be its own shadow")
             row.shadow = True
-
-
-def shadow_paths(settings: Settings) -> dict[str, Path]:
-    """Modality -> the folder of its shadow version (only modalities that have one)."""
-    migrate(settings.sqlalchemy_url)
-    with session_scope(settings.sqlalchemy_url) as session:
-        rows = session.execute(
-            select(ModelVersion.modality, ModelVersion.path).where(ModelVersion.shadow)
-        ).all()
-    return {modality: Path(path) for modality, path in rows}
 
 
 def shadow_report(settings: Settings, modality: str, version: str | int) -> dict[str, Any]:

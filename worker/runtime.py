@@ -19,21 +19,43 @@ if TYPE_CHECKING:
 
 
 _IDENTITY_TTL_S = 1.0  # every request asks; a changed model is seen within a second
-_identities: dict[tuple[str, Path | None, Path | None], tuple[float, dict[str, ModelIdentity]]] = {}
 
 
-def _folders(settings: Settings) -> tuple[Path, Path | None]:
-    """The image and voice model folders: the store's active versions, else the settings,
-    else the models shipped with the package (no voice model when none is)."""
-    from worker.model_store import active_paths
+@dataclass(frozen=True)
+class _Models:
+    active: dict[str, ModelIdentity]  # modality -> the model that scores it
+    shadow: dict[str, ModelIdentity]  # modality -> the store version scored in shadow
 
-    store = active_paths(settings)
-    image = store.get("image") or settings.image_model or default_model_dir("image")
-    audio = store.get("audio") or settings.audio_model
+
+_identities: dict[tuple[str, Path | None, Path | None], tuple[float, _Models]] = {}
+
+
+def _models(settings: Settings) -> _Models:
+    """The active and shadow models, from one read of the store (at most once a second
+    per process): the store's active versions, else the settings, else the models
+    shipped with the package (no voice model when none is)."""
+    from worker.model_store import store_paths
+
+    key = (settings.sqlalchemy_url, settings.image_model, settings.audio_model)
+    now = time.monotonic()
+    hit = _identities.get(key)
+    if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
+        return hit[1]
+    active, shadow = store_paths(settings)
+    image = active.get("image") or settings.image_model or default_model_dir("image")
+    audio = active.get("audio") or settings.audio_model
     if audio is None:
         shipped = default_model_dir("audio")
         audio = shipped if (shipped / "card.json").is_file() else None
-    return image, audio
+    models = {"image": model_identity(image, modality="image")}
+    if audio is not None:
+        models["audio"] = model_identity(audio, modality="audio")
+    found = _Models(
+        active=models,
+        shadow={m: model_identity(p, modality=m) for m, p in shadow.items()},
+    )
+    _identities[key] = (now, found)
+    return found
 
 
 def active_models(settings: Settings) -> dict[str, ModelIdentity]:
@@ -43,35 +65,12 @@ def active_models(settings: Settings) -> dict[str, ModelIdentity]:
     Read at most once a second per process (the store's active versions come from the
     database), so a promotion reaches every worker between two batches.
     """
-    key = (settings.sqlalchemy_url, settings.image_model, settings.audio_model)
-    now = time.monotonic()
-    hit = _identities.get(key)
-    if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
-        return hit[1]
-    image, audio = _folders(settings)
-    models = {"image": model_identity(image, modality="image")}
-    if audio is not None:
-        models["audio"] = model_identity(audio, modality="audio")
-    _identities[key] = (now, models)
-    return models
-
-
-_shadows: dict[str, tuple[float, dict[str, ModelIdentity]]] = {}
+    return _models(settings).active
 
 
 def shadow_models(settings: Settings) -> dict[str, ModelIdentity]:
-    """Modality -> the store version scored in shadow next to the active one (if any),
-    read at most once a second per process like the active models."""
-    from worker.model_store import shadow_paths
-
-    key = settings.sqlalchemy_url
-    now = time.monotonic()
-    hit = _shadows.get(key)
-    if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
-        return hit[1]
-    models = {m: model_identity(p, modality=m) for m, p in shadow_paths(settings).items()}
-    _shadows[key] = (now, models)
-    return models
+    """Modality -> the store version scored in shadow next to the active one (if any)."""
+    return _models(settings).shadow
 
 
 @dataclass

@@ -192,7 +192,7 @@ def freeze_mid_task(service: Service, client: TestClient, batch_id: str) -> tupl
 
 def test_sigkill_pool_process_mid_batch(service: Service) -> None:
     before = service.ready()
-    n = 600
+    n = 3_000  # long enough for a dozen freeze attempts before the batch is done
     with api(service) as client:
         batch_id, shas = submit_batch(client, range(2_000, 2_000 + n))
         wait_until(lambda: done_count(client, batch_id) >= 40, 60, what="40 items done")
@@ -219,7 +219,7 @@ def test_broker_restart_mid_batch(service: Service) -> None:
     n = 600
     url = service.settings.sqlalchemy_url
     with api(service, redispatch_after_s=3, janitor_interval_s=1) as client:
-        batch_id, shas = submit_batch(client, range(3_000, 3_000 + n))
+        batch_id, shas = submit_batch(client, range(10_000, 10_000 + n))  # unseen content
         wait_until(lambda: done_count(client, batch_id) >= 40, 60, what="40 items done")
         service.redis.stop()  # no persistence: the queued messages are gone
         stopped_at = done_count(client, batch_id)
