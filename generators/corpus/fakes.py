@@ -140,7 +140,7 @@ def write_fakes(
 ) -> list[ManifestRow]:
     """``config.per_generator`` items from the folder, cycling through its files."""
     # The builder's item writers: the one final encoding for every item of the corpus.
-    from generators.corpus.items import write_clip, write_item
+    from generators.corpus.items import synthetic_row, write_clip, write_item
 
     name = folder.spec.name
     n = config.per_generator
@@ -164,21 +164,9 @@ def write_fakes(
         item_id = f"{name}-{i:06d}"
         rel, facts = write(out, f"synthetic/{name}/{split}", item_id, data, config)
         rows.append(
-            ManifestRow(
-                id=item_id,
-                path=rel,
-                label="synthetic",
-                modality=config.modality,
-                split=split,
-                generator_family=folder.spec.family,
-                generator_name=name,
-                config_hash=folder.config_hash,
-                seed=seed,
-                index=i,
-                source_item=file_id,
-                **facts,
-            )
-        )
+            synthetic_row(item_id, rel, facts, config, split, name, folder.spec.family,
+                          folder.config_hash, seed, i, file_id)
+        )  # fmt: skip
         if i % 64 == 0 or i == n - 1:
             progress(f"fakes:{name}", i + 1, n, {})
     return rows

@@ -91,6 +91,39 @@ def real_row(
     )
 
 
+def synthetic_row(
+    item_id: str,
+    rel: str,
+    facts: dict[str, Any],
+    config: CorpusConfig,
+    split: str,
+    name: str,
+    family_: str,
+    config_hash: str | None,
+    seed: int,
+    index: int,
+    source_item: str | None,
+    *,
+    segments: list[list[float]] | None = None,
+) -> ManifestRow:
+    """The manifest row of a synthetic item (a generator's, or a fakes folder's)."""
+    return ManifestRow(
+        id=item_id,
+        path=rel,
+        label="synthetic",
+        modality=config.modality,
+        split=split,
+        generator_family=family_,
+        generator_name=name,
+        config_hash=config_hash,
+        seed=seed,
+        index=index,
+        source_item=source_item,
+        segments=segments,
+        **facts,
+    )
+
+
 def write_synthetic(
     out: Path,
     config: CorpusConfig,
@@ -125,21 +158,9 @@ def write_synthetic(
                 out, f"synthetic/{gen.name}/{split}", item_id, samples.images[j], config
             )
             rows.append(
-                ManifestRow(
-                    id=item_id,
-                    path=rel,
-                    label="synthetic",
-                    modality=config.modality,
-                    split=split,
-                    generator_family=family(gen.name),
-                    generator_name=gen.name,
-                    config_hash=gen.config_hash,
-                    seed=seed,
-                    index=j,
-                    source_item=src,
-                    **facts,
-                )
-            )
+                synthetic_row(item_id, rel, facts, config, split, gen.name, family(gen.name),
+                              gen.config_hash, seed, j, src)
+            )  # fmt: skip
         progress(f"generate:{gen.name}", start + count, n, {})
     return rows
 
@@ -232,21 +253,8 @@ def write_synthetic_audio(
             item_id = f"{gen.name}-{i:06d}"
             rel, facts = write_clip(out, f"synthetic/{gen.name}/{split}", item_id, clip, config)
             rows.append(
-                ManifestRow(
-                    id=item_id,
-                    path=rel,
-                    label="synthetic",
-                    modality="audio",
-                    split=split,
-                    generator_family=family(gen.name),
-                    generator_name=gen.name,
-                    config_hash=gen.config_hash,
-                    seed=seed,
-                    index=j,
-                    source_item=src,
-                    segments=segments,
-                    **facts,
-                )
-            )
+                synthetic_row(item_id, rel, facts, config, split, gen.name, family(gen.name),
+                              gen.config_hash, seed, j, src, segments=segments)
+            )  # fmt: skip
         progress(f"generate:{gen.name}", start + count, n, {})
     return rows
