@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from detector.config import config_hash, to_dict
+from detector.media.video import VideoClip
 
 # on_step(step, total_steps, metrics) - the CLI turns this into a rich progress bar.
 StepFn = Callable[[int, int, dict[str, float]], None]
@@ -21,7 +22,7 @@ StepFn = Callable[[int, int, dict[str, float]], None]
 class Samples:
     """Generated media: ``images`` is ``(N, H, W, 3)`` uint8 RGB for image generators;
     voice generators leave it ``None`` and fill ``audio`` (one ``(n_i,)`` float32 clip in
-    [-1, 1] per item, at ``sample_rate``).
+    [-1, 1] per item, at ``sample_rate``); video generators fill ``videos``.
 
     ``sources`` holds, per item, the id of the real item it was made from
     (autoencoders reconstruct real crops, vocoders resynthesise real utterances) or
@@ -35,10 +36,14 @@ class Samples:
     audio: list[np.ndarray] | None = None
     sample_rate: int = 0
     segments: list[tuple[float, float] | None] = field(default_factory=list)
+    # Video generators: one clip per item (frames, frame rate, voice track, changed faces).
+    videos: list[VideoClip] | None = None
 
     def __len__(self) -> int:
         if self.images is not None:
             return len(self.images)
+        if self.videos is not None:
+            return len(self.videos)
         return len(self.audio or [])
 
 

@@ -100,4 +100,5 @@ def _load_builtins() -> None:
     # Importing the families registers them; done lazily to keep the CLI quick to start.
     # Before any plugin: a plugin cannot take a built-in's name.
     import generators.audio
-    import generators.image  # noqa: F401
+    import generators.image
+    import generators.video  # noqa: F401

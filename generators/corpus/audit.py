@@ -28,6 +28,8 @@ def encoding_audit(rows: Sequence[ManifestRow]) -> dict[str, Any]:
     """
     if rows and rows[0].modality == "audio":
         return _audio_audit(rows)
+    if rows and rows[0].modality == "video":
+        return _video_audit(rows)
     y = [int(r.label == "synthetic") for r in rows]
     jpeg = [r for r in rows if r.format == "jpeg"]
     by_class: dict[str, Any] = {}
@@ -83,6 +85,34 @@ def _audio_audit(rows: Sequence[ManifestRow]) -> dict[str, Any]:
             [int(r.label == "synthetic") for r in lossy],
             [r.encoding["bitrate_kbps"] for r in lossy],
         ),
+        "auc_duration": _auc(y, [r.duration_s or 0.0 for r in rows]),
+        "auc_file_bytes": _auc(y, [r.bytes for r in rows]),
+        "by_class": by_class,
+    }
+
+
+def _video_audit(rows: Sequence[ManifestRow]) -> dict[str, Any]:
+    """For video: the CRF, frame rate and size are the real clip's for every clip made
+    from it (0.5 up to how many clips each generator drew from each real one); duration
+    and file size are reported."""
+    y = [int(r.label == "synthetic") for r in rows]
+    by_class: dict[str, Any] = {}
+    for label in ("real", "synthetic"):
+        sub = [r for r in rows if r.label == label]
+        if not sub:
+            continue
+        by_class[label] = {
+            "n": len(sub),
+            "mean_crf": round(float(np.mean([r.encoding["crf"] for r in sub])), 2),
+            "mean_fps": round(float(np.mean([r.fps or 0 for r in sub])), 2),
+            "mean_duration_s": round(float(np.mean([r.duration_s or 0 for r in sub])), 3),
+            "with_audio": sum(bool(r.has_audio) for r in sub),
+            "mean_bytes": round(float(np.mean([r.bytes for r in sub])), 1),
+        }
+    return {
+        "auc_crf": _auc(y, [r.encoding["crf"] for r in rows]),
+        "auc_fps": _auc(y, [r.fps or 0.0 for r in rows]),
+        "auc_dimensions": _auc(y, [r.width * r.height for r in rows]),
         "auc_duration": _auc(y, [r.duration_s or 0.0 for r in rows]),
         "auc_file_bytes": _auc(y, [r.bytes for r in rows]),
         "by_class": by_class,

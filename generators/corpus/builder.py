@@ -17,6 +17,7 @@ from generators.corpus.audit import encoding_audit
 from generators.corpus.encoding import (
     AudioEncodingConfig,
     EncodingConfig,
+    VideoEncodingConfig,
 )
 from generators.corpus.fakes import (
     FAKES_KEY,
@@ -29,8 +30,10 @@ from generators.corpus.fakes import (
 from generators.corpus.items import (
     write_real,
     write_real_audio,
+    write_real_video,
     write_synthetic,
     write_synthetic_audio,
+    write_synthetic_video,
 )
 from generators.corpus.manifest import read_manifest, write_manifest
 from generators.corpus.splits import check_fractions, split_items
@@ -38,7 +41,7 @@ from generators.registry import create, names, origin
 from generators.sources import DEFAULT_SCALES, RealSource, open_source
 
 CORPUS_JSON = "corpus.json"
-MODALITIES = ("image", "audio")
+MODALITIES = ("image", "audio", "video")
 
 # on_progress(stage, done, total, metrics): stages are "real", "fit:<name>", "generate:<name>".
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
@@ -47,17 +50,18 @@ ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 @dataclass(frozen=True)
 class CorpusConfig:
     modality: str = "image"
-    real: str = "starter"  # "starter" or a folder of real images (or speech)
+    real: str = "starter"  # "starter" or a folder of real images (or speech, or videos)
     generators: tuple[str, ...] = ("gan_tconv", "ae_bilinear", "ddpm")
     per_generator: int = 700
-    # Images: real crops, default as many as synthetic items. Audio: real utterances, each
-    # used once (default all of them; a number picks that many).
+    # Images: real crops, default as many as synthetic items. Audio and video: real
+    # utterances (clips), each used once (default all of them; a number picks that many).
     n_real: int | None = None
     preset: str = "default"
     scales: tuple[float, ...] = DEFAULT_SCALES
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15)
     encoding: EncodingConfig = field(default_factory=EncodingConfig)
     audio: AudioEncodingConfig = field(default_factory=AudioEncodingConfig)
+    video: VideoEncodingConfig = field(default_factory=VideoEncodingConfig)
     seed: int = 0
     # Folders of already-generated media, each a generator of its own (``--fakes``).
     fakes: tuple[FakesSpec, ...] = ()
@@ -91,7 +95,7 @@ class CorpusConfig:
     def fixed(self) -> dict[str, Any]:
         d = to_dict(self)
         keys = ["modality", "real", "splits", "seed"]
-        keys += ["audio"] if self.modality == "audio" else ["scales", "encoding"]
+        keys += {"audio": ["audio"], "video": ["video"]}.get(self.modality, ["scales", "encoding"])
         return {k: d[k] for k in keys}
 
 
@@ -126,7 +130,7 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     progress = on_progress or (lambda *_a: None)
     meta = _load_or_init_meta(out, config)
-    source = source or open_source(config.real, modality=config.modality)
+    source = source or _open(config)
     split_of = _photo_splits(meta, source, config)
     _write_json(out / CORPUS_JSON, meta)  # the splits are fixed from the first run on
     rows = read_manifest(out)
@@ -145,7 +149,9 @@ def build_corpus(
     fakes = _open_fakes(config, present, meta, report)  # before any work: a bad folder fails fast
 
     if not any(r.label == "real" for r in rows):
-        write_reals = write_real_audio if config.modality == "audio" else write_real
+        write_reals = {"audio": write_real_audio, "video": write_real_video}.get(
+            config.modality, write_real
+        )
         new = write_reals(out, config, source, split_of, progress)
         rows += new
         report.added["real"] = len(new)
@@ -158,7 +164,9 @@ def build_corpus(
         gen, fit_s = _fitted_generator(out, name, config, train_source, progress)
         report.fit_seconds[name] = fit_s
         t0 = time.perf_counter()
-        write = write_synthetic_audio if config.modality == "audio" else write_synthetic
+        write = {"audio": write_synthetic_audio, "video": write_synthetic_video}.get(
+            config.modality, write_synthetic
+        )
         new = write(out, config, gen, source, split_of, progress)
         report.generate_seconds[name] = round(time.perf_counter() - t0, 2)
         rows += new
@@ -187,8 +195,10 @@ def build_corpus(
     meta["audit"] = report.audit
     if config.modality == "image":
         meta["size"] = size
-    else:
+    elif config.modality == "audio":
         meta["sample_rate"] = config.audio.sample_rate
+    else:
+        meta["max_side"] = config.video.max_side
     _write_json(out / CORPUS_JSON, meta)
     return report
 
@@ -241,15 +251,34 @@ def _load_or_init_meta(out: Path, config: CorpusConfig) -> dict[str, Any]:
 
 
 def _photo_splits(meta: dict[str, Any], source: RealSource, config: CorpusConfig) -> dict[str, str]:
-    """Splits are fixed when the corpus is first built; later photos are not used."""
+    """Splits are fixed when the corpus is first built; later photos are not used.
+
+    Video clips are split by the video they were cut from: no video (no person, no
+    scene) has clips in two splits.
+    """
     if meta.get("photo_splits") is None:
         if not len(source):
             raise ValueError(f"real source {config.real!r} has no usable {config.modality}")
-        meta["photo_splits"] = split_items(
-            [it.id for it in source.items], config.splits, seed=config.seed
-        )
+        if config.modality == "video":
+            by_parent = split_items(
+                sorted({it.parent for it in source.items}), config.splits, seed=config.seed
+            )
+            meta["photo_splits"] = {it.id: by_parent[it.parent] for it in source.items}
+        else:
+            meta["photo_splits"] = split_items(
+                [it.id for it in source.items], config.splits, seed=config.seed
+            )
     stored: dict[str, str] = meta["photo_splits"]
     return {it.id: stored[it.id] for it in source.items if it.id in stored}
+
+
+def _open(config: CorpusConfig) -> Any:
+    if config.modality == "video":
+        v = config.video
+        return open_source(
+            config.real, modality="video", clip_seconds=v.clip_seconds, max_clips=v.max_clips
+        )
+    return open_source(config.real, modality=config.modality)
 
 
 def _fitted_generator(
@@ -258,6 +287,8 @@ def _fitted_generator(
     """Reuse the corpus's checkpoint for ``name`` when its config matches; otherwise train."""
     if config.modality == "image":
         gen = create(name, preset=config.preset, image_size=config.encoding.size)
+    elif config.modality == "video":  # generated clips keep the real clips' frame size
+        gen = create(name, preset=config.preset, max_side=config.video.max_side)
     else:
         gen = create(name, preset=config.preset)
     ckpt = out / "generators" / name

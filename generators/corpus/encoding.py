@@ -133,3 +133,84 @@ def encode_clip(samples: np.ndarray, sample_rate: int, encoding: AudioEncoding) 
     if encoding.format == "flac":
         return encode_audio(samples, sample_rate, "flac")
     return encode_audio(samples, sample_rate, encoding.format, bitrate_kbps=encoding.bitrate_kbps)
+
+
+# --- video --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoEncodingConfig:
+    """The final encoding of video items: H.264 in MP4 with an AAC voice track.
+
+    Real clips are cut from the source videos (``clip_seconds``, at most ``max_clips``
+    per video) and downscaled so the longer side is at most ``max_side``. The encoding
+    (the CRF) is drawn per *real* clip, and every synthetic clip made from it is
+    encoded exactly like it: same codec, quality, frame rate and audio bitrate.
+    """
+
+    max_side: int = 384
+    clip_seconds: float = 4.0
+    max_clips: int = 8
+    codec: str = "libx264"
+    crf: tuple[int, int] = (18, 30)  # uniform, inclusive: from near-lossless to streaming
+    x264_preset: str = "medium"
+    audio_kbps: int = 64
+
+    def __post_init__(self) -> None:
+        if self.max_side < 32:
+            raise ValueError(f"max_side must be at least 32 pixels, got {self.max_side}")
+        if self.clip_seconds <= 0 or self.max_clips < 1:
+            raise ValueError("clip_seconds must be > 0 and max_clips at least 1")
+        lo, hi = self.crf
+        if not 0 <= lo <= hi <= 51:
+            raise ValueError(f"crf must satisfy 0 <= low <= high <= 51, got {lo}-{hi}")
+        if not 8 <= self.audio_kbps <= 320:
+            raise ValueError(f"audio_kbps must be in [8, 320], got {self.audio_kbps}")
+
+
+@dataclass(frozen=True)
+class VideoEncoding:
+    codec: str
+    crf: int
+    x264_preset: str
+    audio_kbps: int
+
+    @property
+    def extension(self) -> str:
+        return ".mp4"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "format": "mp4",
+            "codec": self.codec,
+            "crf": self.crf,
+            "preset": self.x264_preset,
+            "audio_kbps": self.audio_kbps,
+            "encoder": "pyav",
+        }
+
+
+def choose_video_encoding(
+    config: VideoEncodingConfig, *, corpus_seed: int, source_item: str
+) -> VideoEncoding:
+    """The encoding of a real clip and of every clip made from it: a function of (seed,
+    real clip id) only, so it is label-blind."""
+    digest = hashlib.sha256(f"{corpus_seed}:{source_item}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    lo, hi = config.crf
+    return VideoEncoding(config.codec, int(rng.integers(lo, hi + 1)), config.x264_preset,
+                         config.audio_kbps)  # fmt: skip
+
+
+def encode_video_item(clip: object, encoding: VideoEncoding) -> bytes:
+    """Encode a ``VideoClip`` (through the one video path, detector.media.video)."""
+    from detector.media.video import VideoClip, encode_video
+
+    assert isinstance(clip, VideoClip)
+    return encode_video(
+        clip,
+        codec=encoding.codec,
+        crf=encoding.crf,
+        preset=encoding.x264_preset,
+        audio_bit_rate=encoding.audio_kbps * 1000,
+    )

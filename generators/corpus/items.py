@@ -1,5 +1,5 @@
-"""Writing corpus items: real and synthetic, images and clips, each through the corpus's
-one final encoding, each with its manifest row."""
+"""Writing corpus items: real and synthetic images, recordings and videos, each through
+the corpus's one final encoding, each with its manifest row."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from generators.base import Generator, Samples
 from generators.corpus.encoding import (
     choose_audio_encoding,
     choose_encoding,
+    choose_video_encoding,
     encode_clip,
     encode_image,
+    encode_video_item,
 )
 from generators.corpus.manifest import ManifestRow
 from generators.corpus.splits import draw_splits
@@ -21,6 +23,7 @@ from generators.sources import AudioSource, RealSource
 
 if TYPE_CHECKING:
     from generators.corpus.builder import CorpusConfig, ProgressFn
+    from generators.sources.video import VideoSource
 
 CHUNK = 256  # items generated, encoded and written per step
 AUDIO_CHUNK = 16  # clips generated, prepared, encoded and written per step
@@ -255,6 +258,96 @@ def write_synthetic_audio(
             rows.append(
                 synthetic_row(item_id, rel, facts, config, split, gen.name, family(gen.name),
                               gen.config_hash, seed, j, src, segments=segments)
+            )  # fmt: skip
+        progress(f"generate:{gen.name}", start + count, n, {})
+    return rows
+
+
+VIDEO_CHUNK = 4  # clips generated, encoded and written per step (each holds its frames)
+
+
+def write_video(
+    out: Path, rel_dir: str, item_id: str, clip: Any, source_item: str, config: CorpusConfig
+) -> tuple[str, dict[str, Any]]:
+    """Encode a ``VideoClip`` like the real clip ``source_item`` (its encoding, drawn from
+    the real clip's id) and write it; the facts of its manifest row."""
+    enc = choose_video_encoding(config.video, corpus_seed=config.seed, source_item=source_item)
+    data = encode_video_item(clip, enc)
+    rel = f"{rel_dir}/{item_id}{enc.extension}"
+    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+    (out / rel).write_bytes(data)
+    w, h = clip.size
+    return rel, {
+        "format": "mp4",
+        "width": w,
+        "height": h,
+        "encoding": enc.to_dict(),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "duration_s": round(clip.duration_s, 4),
+        "sample_rate": clip.sample_rate if clip.audio is not None else None,
+        "fps": round(float(clip.fps), 4),
+        "frames": len(clip.frames),
+        "has_audio": clip.audio is not None,
+    }
+
+
+def write_real_video(
+    out: Path,
+    config: CorpusConfig,
+    source: VideoSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    """Each real clip once, downscaled to the corpus's size and re-encoded: the synthetic
+    clips made from it get the very same encoding."""
+    usable = source.subset(list(split_of))
+    n = len(usable) if config.n_real is None else min(config.n_real, len(usable))
+    rows = []
+    for i, item in enumerate(usable.pick(n, seed=config.seed)):
+        item_id = f"real-{i:06d}"
+        split = split_of[item.id]
+        clip = item.load(max_side=config.video.max_side)
+        rel, facts = write_video(out, f"real/{split}", item_id, clip, item.id, config)
+        rows.append(real_row(item_id, rel, facts, config, split, i, item.id))
+        progress("real", i + 1, n, {})
+    return rows
+
+
+def write_synthetic_video(
+    out: Path,
+    config: CorpusConfig,
+    gen: Generator,
+    source: VideoSource,
+    split_of: dict[str, str],
+    progress: ProgressFn,
+) -> list[ManifestRow]:
+    """Generator clips, each encoded like the real clip it was made from; the faces the
+    generator changed go into the row (``boxes``), frame by frame."""
+    n = config.per_generator
+    base_seed = int(hashlib.sha256(f"{config.seed}:{gen.name}".encode()).hexdigest()[:8], 16)
+    usable = source.subset(list(split_of))
+    rows: list[ManifestRow] = []
+    for start in range(0, n, VIDEO_CHUNK):
+        count = min(VIDEO_CHUNK, n - start)
+        seed = base_seed + start
+        samples = gen.generate(count, seed=seed, source=usable)
+        if samples.videos is None or len(samples.videos) != count:
+            raise ValueError(f"{gen.name} made no video clips")
+        for j, clip in enumerate(samples.videos):
+            i = start + j
+            src = samples.sources[j]
+            if src is None or src not in split_of:
+                raise ValueError(f"{gen.name} made a clip from no known real clip ({src!r})")
+            split = split_of[src]
+            item_id = f"{gen.name}-{i:06d}"
+            rel, facts = write_video(
+                out, f"synthetic/{gen.name}/{split}", item_id, clip, src, config
+            )
+            facts["boxes"] = clip.boxes or [[] for _ in range(len(clip.frames))]
+            rows.append(
+                synthetic_row(item_id, rel, facts, config, split, gen.name, family(gen.name),
+                              gen.config_hash, seed, j, src)
             )  # fmt: skip
         progress(f"generate:{gen.name}", start + count, n, {})
     return rows

@@ -20,15 +20,15 @@ class ManifestRow:
     id: str
     path: str  # relative to the corpus folder
     label: str  # "real" | "synthetic"
-    modality: str  # "image" | "audio"
+    modality: str  # "image" | "audio" | "video"
     split: str  # "train" | "val" | "test"
     generator_family: str | None  # None for real items
     generator_name: str | None
     config_hash: str | None  # the generator's resolved-config hash
     seed: int  # the seed of the call (or crop draw) that made the item
     index: int  # the item's position within that call
-    source_item: str | None  # the real photo or utterance it came from
-    format: str  # "png" | "jpeg" | "flac" | "mp3" | "opus"
+    source_item: str | None  # the real photo, utterance or video clip it came from
+    format: str  # "png" | "jpeg" | "flac" | "mp3" | "opus" | "mp4"
     width: int  # 0 for audio
     height: int  # 0 for audio
     encoding: dict[str, Any]  # {"format", "quality", "encoder"} or {"format", "bitrate_kbps"}
@@ -39,6 +39,12 @@ class ManifestRow:
     duration_s: float | None = None
     sample_rate: int | None = None
     segments: list[list[float]] | None = None
+    # Video only: frame rate and count, and per frame the [x, y, w, h] boxes of the faces
+    # a generator changed ([] for a frame it left alone; None for real clips).
+    fps: float | None = None
+    frames: int | None = None
+    has_audio: bool | None = None
+    boxes: list[list[list[int]]] | None = None
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
