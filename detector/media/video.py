@@ -912,7 +912,7 @@ def encode_video(
                 _encode_into(out, frames[:, :h, :w], rate, clip, codec=codec, crf=crf,
                              preset=preset, bit_rate=bit_rate, threads=threads,
                              audio_codec=audio_codec, audio_bit_rate=audio_bit_rate)  # fmt: skip
-        except av.FFmpegError as exc:
+        except (av.FFmpegError, ValueError) as exc:  # e.g. a codec the container cannot hold
             raise ValueError(
                 f"cannot encode {codec}/{audio_codec} in {container} ({_reason(exc)})"
             ) from None
