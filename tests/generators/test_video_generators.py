@@ -1,0 +1,189 @@
+"""Every built-in video generator, tiny, on short clips of real face photos (two people).
+
+The clips are pan-and-zoom shots over the installed astronaut and Grace Hopper photos,
+encoded to MP4 in the test run; one of them carries a real voice recording (alsa-utils'
+``Front_Center.wav``) when it is installed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib import cbook
+from PIL import Image
+from skimage import data as skdata
+
+from detector.media.audio import decode_audio, prepare_speech
+from detector.media.video import VideoClip, encode_video
+from generators import create, load_generator, save_generator
+from generators.base import Samples
+from generators.registry import family
+from generators.sources.video import VideoItem, VideoSource, pan_zoom_clip
+from generators.video._paste import identity_key
+from generators.video.ae_swap import AESwap
+from generators.video.faceswap import FaceSwap
+from generators.video.voice_swap import VoiceSwap
+
+FPS, SECONDS, SIZE = 10.0, 1.2, (128, 128)  # (width, height): the tiny max_side
+VOICE = Path("/usr/share/sounds/alsa/Front_Center.wav")
+FAMILIES = {"faceswap": "face_swap", "ae_swap": "autoencoder_swap", "voice_swap": "voice_swap"}
+
+
+def _faces() -> dict[str, np.ndarray]:
+    """The two photos cut around the face, so that pan-and-zoom keeps it in view."""
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    hopper = np.asarray(Image.open(path).convert("RGB"))
+    return {"astronaut": skdata.astronaut()[0:300, 80:380], "hopper": hopper[20:420, 60:460]}
+
+
+def _write(folder: Path, name: str, frames: np.ndarray, audio: np.ndarray | None) -> str:
+    path = folder / f"{name}.mp4"
+    path.write_bytes(encode_video(VideoClip(frames=frames, fps=FPS, audio=audio), crf=18))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> VideoSource:
+    """Two clips of each person; the astronaut's first one has a voice track if installed."""
+    folder = tmp_path_factory.mktemp("video")
+    voice = None
+    if VOICE.is_file():
+        speech = prepare_speech(decode_audio(VOICE).samples).samples
+        n = round(SECONDS * 16_000)
+        voice = np.pad(speech[:n], (0, max(0, n - len(speech))))
+    items = []
+    for person, photo in _faces().items():
+        for k in range(2):
+            frames = pan_zoom_clip(photo, seconds=SECONDS, fps=FPS, size=SIZE, seed=k)
+            audio = voice if (person, k) == ("astronaut", 0) else None
+            origin = _write(folder, f"{person}-{k}", frames, audio)
+            items.append(VideoItem(f"{person}-{k}", origin, person, 0.0, SECONDS))
+    return VideoSource(spec="test", items=items)
+
+
+def _check_clips(samples: Samples, source: VideoSource) -> list[tuple[VideoClip, VideoClip]]:
+    """Each output clip beside the real clip it came from, after the shared checks."""
+    assert samples.images is None and samples.videos is not None
+    assert len(samples) == len(samples.sources) == len(samples.seeds)
+    by_id = {it.id: it for it in source.items}
+    pairs = []
+    for clip, src in zip(samples.videos, samples.sources, strict=True):
+        assert src is not None
+        real = by_id[src].load(max_side=128)
+        assert clip.frames.shape == real.frames.shape and clip.frames.dtype == np.uint8
+        assert clip.fps == real.fps and len(clip.boxes) == len(clip.frames)
+        pairs.append((clip, real))
+    return pairs
+
+
+def _check_face_swap(samples: Samples, source: VideoSource) -> None:
+    """Faces found and changed in most frames, and nothing changed outside the boxes."""
+    for clip, real in _check_clips(samples, source):
+        if real.audio is None:
+            assert clip.audio is None
+        else:
+            np.testing.assert_array_equal(clip.audio, real.audio)  # the real voice is kept
+        swapped = 0
+        for frame, before, boxes in zip(clip.frames, real.frames, clip.boxes, strict=True):
+            diff = np.abs(frame.astype(int) - before).max(-1)
+            inside = np.zeros(diff.shape, bool)
+            for x, y, w, h in boxes:
+                inside[y : y + h, x : x + w] = True
+            assert not diff[~inside].any()  # every change inside a reported box
+            if boxes:
+                swapped += 1
+                assert diff[inside].mean() > 4  # the face region really changed
+        assert swapped >= len(clip.frames) // 2
+
+
+def _same(a: Samples, b: Samples) -> None:
+    assert a.sources == b.sources and a.seeds == b.seeds
+    for x, y in zip(a.videos or [], b.videos or [], strict=True):
+        np.testing.assert_array_equal(x.frames, y.frames)
+        assert x.boxes == y.boxes
+
+
+def test_registered_with_family_and_modality() -> None:
+    for name, fam in FAMILIES.items():
+        gen = create(name, preset="tiny")
+        assert family(name) == fam and gen.family == fam
+        assert gen.modality == "video" and gen.conditional
+        assert gen.config.max_side == 128
+        assert create(name, preset="tiny", max_side=96).config.max_side == 96
+    with pytest.raises(ValueError, match="valid values"):
+        create("faceswap", preset="tiny", blend="poisson")
+
+
+def test_faceswap(clips: VideoSource, tmp_path: Path) -> None:
+    gen = create("faceswap", preset="tiny")
+    assert isinstance(gen, FaceSwap)
+    report = gen.fit(clips)
+    assert report.n_train >= 4 and report.final["identities"] == 2
+    samples = gen.generate(2, seed=5, source=clips)
+    _check_face_swap(samples, clips)
+    _same(samples, gen.generate(2, seed=5, source=clips))
+    for item_id, seed in zip(samples.sources, samples.seeds, strict=True):
+        parent = next(it.parent for it in clips.items if it.id == item_id)
+        donor = gen.choose_donor(parent, seed=seed)
+        assert int(gen.bank.identity[donor]) != identity_key(parent)  # another person
+    # The bank travels in the checkpoint: a loaded swap makes the same clips.
+    loaded = load_generator(save_generator(gen, tmp_path / "ckpt"))
+    _same(samples, loaded.generate(2, seed=5, source=clips))
+
+
+def test_faceswap_needs_two_identities(clips: VideoSource) -> None:
+    one = clips.subset([it.id for it in clips.items if it.parent == "hopper"])
+    with pytest.raises(ValueError, match="at least two people"):
+        create("faceswap", preset="tiny").generate(1, seed=0, source=one)
+
+
+def test_ae_swap(clips: VideoSource, tmp_path: Path) -> None:
+    gen = create("ae_swap", preset="tiny")
+    assert isinstance(gen, AESwap)
+    with pytest.raises(ValueError, match="not trained"):
+        gen.generate(1, seed=0, source=clips)
+    calls: list[tuple[int, int]] = []
+    report = gen.fit(clips, on_step=lambda step, total, m: calls.append((step, total)))
+    steps = gen.config.steps
+    assert calls == [(i, steps) for i in range(1, steps + 1)]
+    assert sorted(gen.identity_names) == ["astronaut", "hopper"]
+    assert np.isfinite(report.final["loss"]) and report.n_train >= 8
+    samples = gen.generate(2, seed=7, source=clips)
+    _check_face_swap(samples, clips)
+    _same(samples, gen.generate(2, seed=7, source=clips))
+    for item_id, seed in zip(samples.sources, samples.seeds, strict=True):
+        parent = next(it.parent for it in clips.items if it.id == item_id)
+        other = gen.identity_names[gen.decoder_for(parent, seed=seed)]
+        assert other != parent  # drawn by the other person's decoder
+    loaded = load_generator(save_generator(gen, tmp_path / "ckpt"))
+    assert isinstance(loaded, AESwap) and loaded.identity_keys == gen.identity_keys
+    _same(samples, loaded.generate(2, seed=7, source=clips))
+
+
+@pytest.mark.skipif(not VOICE.is_file(), reason="alsa-utils' voice recordings are absent")
+def test_voice_swap(clips: VideoSource) -> None:
+    gen = create("voice_swap", preset="tiny")
+    assert isinstance(gen, VoiceSwap) and gen.fit(clips).steps == 0
+    samples = gen.generate(2, seed=3, source=clips)
+    assert samples.sources == ["astronaut-0"] * 2  # the only clip with a voice
+    for clip, real in _check_clips(samples, clips):
+        np.testing.assert_array_equal(clip.frames, real.frames)
+        assert clip.boxes == [[] for _ in clip.frames]  # no face changed
+        assert real.audio is not None and clip.audio is not None
+        assert clip.audio.shape == real.audio.shape and clip.audio.dtype == np.float32
+        assert clip.sample_rate == 16_000
+        assert np.abs(clip.audio - real.audio).mean() > 1e-3
+    again = gen.generate(2, seed=3, source=clips)
+    for x, y in zip(samples.videos or [], again.videos or [], strict=True):
+        np.testing.assert_array_equal(x.audio, y.audio)
+
+
+def test_voice_swap_refuses_clips_without_voice(clips: VideoSource) -> None:
+    silent = clips.subset([it.id for it in clips.items if it.id != "astronaut-0"])
+    gen = create("voice_swap", preset="tiny")
+    with pytest.raises(ValueError, match="cannot be voice-swapped"):
+        gen.generate(1, seed=0, source=silent)
+    with pytest.raises(ValueError, match="valid values"):
+        create("voice_swap", preset="tiny", vocoder="faceswap")
