@@ -30,6 +30,10 @@ _HAAR = "haarcascade_frontalface_default.xml"
 _SCALE_STEP = 1.1  # between the window sizes tried (OpenCV's default scaleFactor)
 _MIN_NEIGHBORS = 3  # overlapping detections needed to keep a face (OpenCV's default)
 _GROUP_EPS = 0.2  # how close two detections must be to count as one face
+# The Haar cascade fires more readily (flags, helmets): more neighbours and a floor on its
+# level weight keep those out (true faces of the test photos weigh 4-8, false ones < 1).
+_HAAR_NEIGHBORS = 5
+_HAAR_MIN_SCORE = 1.0
 
 
 @dataclass(frozen=True)
@@ -171,12 +175,13 @@ def _detect_haar(gray: np.ndarray, min_side: int) -> list[tuple[int, int, int, i
     if cascade is None:
         cascade = _LOCAL.haar = cv2.CascadeClassifier(_haar_path())  # type: ignore[attr-defined]
     rects, _levels, weights = cascade.detectMultiScale3(
-        gray, scaleFactor=_SCALE_STEP, minNeighbors=_MIN_NEIGHBORS,
+        gray, scaleFactor=_SCALE_STEP, minNeighbors=_HAAR_NEIGHBORS,
         minSize=(min_side, min_side), outputRejectLevels=True,
     )  # fmt: skip
     return [
         (int(x), int(y), int(w), int(h), float(s))
         for (x, y, w, h), s in zip(rects, np.ravel(weights), strict=False)
+        if s >= _HAAR_MIN_SCORE
     ]
 
 
