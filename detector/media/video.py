@@ -807,6 +807,8 @@ def _decode_audio(
         y = np.concatenate([np.zeros(offset, np.float32), y])
     elif offset < 0:
         y = y[-offset:]
+    if end_s is None and stream.duration:  # the encoder's padding after the declared end
+        end_s = float((stream.duration + (stream.start_time or 0)) * tb) - origin
     if end_s is not None:
         y = y[: max(0, round((end_s - start_s) * sample_rate))]
     np.clip(y, -1.0, 1.0, out=y)

@@ -143,7 +143,7 @@ def test_round_trip(mp4: bytes, clip: VideoClip) -> None:
     assert err.mean() < 8  # H.264 at crf 23: close to the source
     audio = decode_audio_track(mp4)
     assert audio is not None and audio.dtype == np.float32 and audio.ndim == 1
-    assert len(audio) / SAMPLE_RATE == pytest.approx(2.0, abs=0.1)
+    assert len(audio) / SAMPLE_RATE == pytest.approx(2.0, abs=0.01)
     spectrum = np.abs(np.fft.rfft(audio))
     assert np.fft.rfftfreq(len(audio), 1 / SAMPLE_RATE)[spectrum.argmax()] == pytest.approx(
         440, abs=5
