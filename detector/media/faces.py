@@ -289,13 +289,13 @@ class _LBPCascade:
     def _dense_code(ii: np.ndarray, rect: np.ndarray, ny: int, nx: int, step: int) -> np.ndarray:
         """The LBP code of one feature for every window of the grid, ``(ny, nx)``."""
         x, y, cw, ch = (int(v) for v in rect)
+        box = ii[ch:, cw:] - ii[:-ch, cw:] - ii[ch:, :-cw] + ii[:-ch, :-cw]  # every cell's sum
 
-        def corner(r: int, c: int) -> np.ndarray:
+        def cell(r: int, c: int) -> np.ndarray:
             y0, x0 = y + r * ch, x + c * cw
-            return ii[y0 : y0 + (ny - 1) * step + 1 : step, x0 : x0 + (nx - 1) * step + 1 : step]
+            return box[y0 : y0 + (ny - 1) * step + 1 : step, x0 : x0 + (nx - 1) * step + 1 : step]
 
-        p = [[corner(r, c) for c in range(4)] for r in range(4)]
-        cells = [p[r][c] - p[r][c + 1] - p[r + 1][c] + p[r + 1][c + 1] for r, c in _CELLS]
+        cells = [cell(r, c) for r, c in _CELLS]
         code = np.zeros((ny, nx), np.intp)
         for bit, cell in zip(_BITS, cells[:8], strict=True):
             code += (cell >= cells[8]) * int(bit)
