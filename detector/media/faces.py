@@ -230,10 +230,10 @@ class _LBPCascade:
             )
         self._offsets: dict[int, list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]] = {}
         codes = np.arange(256)
-        self._tables = []  # per stage: each weak classifier's leaf value for each code
-        for _t, _feats, subsets, leaves in self.stages:
-            bits = (subsets[:, codes >> 5] >> (codes & 31).astype(np.uint32)) & 1
-            self._tables.append(np.where(bits == 1, leaves[:, :1], leaves[:, 1:]))  # (weak, 256)
+        self._tables: list[np.ndarray] = []  # per stage: each weak's leaf value for each code
+        for _t, _feats, words, values in self.stages:
+            bits = (words[:, codes >> 5] >> (codes & 31).astype(np.uint32)) & 1
+            self._tables.append(np.where(bits == 1, values[:, :1], values[:, 1:]))  # (weak, 256)
 
     def detect(self, gray: np.ndarray, min_side: int) -> list[tuple[int, int, int, int, float]]:
         height, width = gray.shape
@@ -297,8 +297,8 @@ class _LBPCascade:
 
         cells = [cell(r, c) for r, c in _CELLS]
         code = np.zeros((ny, nx), np.intp)
-        for bit, cell in zip(_BITS, cells[:8], strict=True):
-            code += (cell >= cells[8]) * int(bit)
+        for bit, outer in zip(_BITS, cells[:8], strict=True):
+            code += (outer >= cells[8]) * int(bit)
         return code
 
     def _stages_for(self, stride: int) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
@@ -307,8 +307,8 @@ class _LBPCascade:
         cached = self._offsets.get(stride)
         if cached is None:
             r, c = np.divmod(np.arange(16), 4)
-            x, y, cw, ch = (self.rects[:, k, None] for k in range(4))
-            offsets = (y + r * ch) * stride + x + c * cw  # (n_features, 16)
+            x, y, cw, ch = (self.rects[:, k : k + 1] for k in range(4))
+            offsets: np.ndarray = (y + r * ch) * stride + x + c * cw  # (n_features, 16)
             cached = [
                 (t, offsets[feats], tables, feats)
                 for (t, feats, _s, _l), tables in zip(self.stages, self._tables, strict=True)

@@ -377,7 +377,6 @@ class _Reader:
         self.packets = 0
         self.errors = 0
         self.last_error: BaseException | None = None
-        self.seeked = False
         self.next_index: int | None = 0
         self.seeks = 0
 
@@ -386,6 +385,9 @@ class _Reader:
         if first is None:
             raise self.nothing_decoded()
         self.rotation_ccw = _quarter_turns(first)
+        # The decoded size is the truth (some headers leave it 0).
+        self.coded_w, self.coded_h = int(first.width), int(first.height)
+        self.check(first, 0.0, 0)
 
     def nothing_decoded(self) -> MediaError:
         if self.packets == 0 and self.last_error is None:
@@ -494,7 +496,6 @@ class _Reader:
             return
         self._first = None
         self._frames = self._decode()
-        self.seeked = True
         self.seeks += 1
         self.next_index = None
 
@@ -967,10 +968,10 @@ def _encode_into(
         block = clip.sample_rate  # one second per frame handed to the encoder
         for start in range(0, len(samples), block):
             chunk = np.ascontiguousarray(samples[None, start : start + block])
-            frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
-            frame.sample_rate = clip.sample_rate
-            frame.pts, frame.time_base = start, Fraction(1, clip.sample_rate)
-            out.mux(audio.encode(frame))
+            piece = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+            piece.sample_rate = clip.sample_rate
+            piece.pts, piece.time_base = start, Fraction(1, clip.sample_rate)
+            out.mux(audio.encode(piece))
         out.mux(audio.encode(None))
 
 
