@@ -34,20 +34,20 @@ RealOpt = Annotated[
 PresetOpt = Annotated[str, typer.Option(help="Config preset: tiny (seconds) or default.")]
 
 
-def _open_source(spec: str, modality: str = "image") -> Any:
+def _open_source(spec: str, modality: str = "image", **options: Any) -> Any:
     from generators.sources import open_source
 
-    what = "speech" if modality == "audio" else "images"
+    what = {"audio": "speech", "video": "video"}.get(modality, "images")
     with console.status(f"reading real {what} from {spec} ..."):
-        source = open_source(spec, modality=modality)
+        source = open_source(spec, modality=modality, **options)
     skipped = source.skipped_summary()
     note = ", ".join(f"{n} {code}" for code, n in skipped.items()) or "none"
-    unit = "recordings" if modality == "audio" else "images"
+    unit = {"audio": "recordings", "video": "video clips"}.get(modality, "images")
     console.print(f"real source [bold]{spec}[/]: {len(source)} {unit}; skipped: {note}")
     return source
 
 
-ModalityOpt = Annotated[str, typer.Option(help="Media modality: image or audio.")]
+ModalityOpt = Annotated[str, typer.Option(help="Media modality: image, audio or video.")]
 
 
 @sources_app.command("check")
@@ -149,10 +149,12 @@ def generators_sample(
         ),
     ] = None,
 ) -> None:
-    """Sample a trained generator into lossless files (PNG images, FLAC clips)."""
+    """Sample a trained generator into files (PNG images, FLAC clips, H.264 MP4 videos
+    at CRF 18)."""
     from PIL import Image
 
     from detector.media.audio import encode_audio
+    from detector.media.video import encode_video
     from generators import load_generator
     from generators.checkpoint import read_checkpoint_meta
 
@@ -165,7 +167,11 @@ def generators_sample(
     with console.status(f"sampling {n} from {gen.name} ..."):
         samples = gen.generate(n, seed=seed, source=source)
     out.mkdir(parents=True, exist_ok=True)
-    if samples.audio is not None:
+    if samples.videos is not None:
+        for i, video in enumerate(samples.videos):
+            data = encode_video(video, crf=18)
+            (out / f"{gen.name}-{seed}-{i:05d}.mp4").write_bytes(data)
+    elif samples.audio is not None:
         for i, clip in enumerate(samples.audio):
             data = encode_audio(clip, samples.sample_rate, "flac")
             (out / f"{gen.name}-{seed}-{i:05d}.flac").write_bytes(data)
@@ -176,6 +182,11 @@ def generators_sample(
 
 
 DEFAULT_CORPUS_GENERATORS = "gan_tconv,ae_bilinear,ddpm"
+DEFAULT_GENERATORS = {
+    "image": DEFAULT_CORPUS_GENERATORS,
+    "audio": "gl_linear,gl_mel,lpc",
+    "video": "faceswap,ae_swap,voice_swap",
+}
 
 
 @corpus_app.command("build")
@@ -185,7 +196,8 @@ def corpus_build(
     generators: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated generator names [default: gan_tconv,ae_bilinear,ddpm; "
+            help="Comma-separated generator names [default: images gan_tconv,ae_bilinear,"
+            "ddpm; audio gl_linear,gl_mel,lpc; video faceswap,ae_swap,voice_swap; "
             "none when --fakes is given]."
         ),
     ] = None,
@@ -208,20 +220,34 @@ def corpus_build(
     jpeg_fraction: Annotated[float, typer.Option(help="Share of items stored as JPEG.")] = 0.7,
     jpeg_quality: Annotated[str, typer.Option(help="JPEG quality range LOW-HIGH.")] = "70-100",
     splits: Annotated[
-        str, typer.Option(help="train,val,test fractions by real photo.")
+        str, typer.Option(help="train,val,test fractions by real photo (video: by real video).")
     ] = "0.7,0.15,0.15",
+    max_side: Annotated[
+        int, typer.Option(help="Video: longer side of every clip, in pixels.")
+    ] = 384,
+    clip_seconds: Annotated[
+        float, typer.Option(help="Video: real videos are cut into clips this long.")
+    ] = 4.0,
+    max_clips: Annotated[int, typer.Option(help="Video: at most this many clips per video.")] = 8,
+    crf: Annotated[
+        str, typer.Option(help="Video: H.264 CRF range LOW-HIGH, drawn per real clip.")
+    ] = "18-30",
     seed: int = 0,
 ) -> None:
     """Train (or reuse) each generator and write a labeled corpus with manifest.jsonl."""
     from generators.corpus import CorpusConfig, EncodingConfig, build_corpus, parse_fakes
+    from generators.corpus.encoding import VideoEncodingConfig
 
     lo, sep, hi = jpeg_quality.partition("-")
     if not sep or not lo.isdigit() or not hi.isdigit():
         raise ValueError(f"--jpeg-quality expects LOW-HIGH, e.g. 70-100, got {jpeg_quality!r}")
+    crf_lo, crf_sep, crf_hi = crf.partition("-")
+    if not crf_sep or not crf_lo.isdigit() or not crf_hi.isdigit():
+        raise ValueError(f"--crf expects LOW-HIGH, e.g. 18-30, got {crf!r}")
     fr = tuple(float(x) for x in splits.split(","))
     fake_specs = tuple(parse_fakes(f) for f in fakes)
     if generators is None:
-        generators = "" if fake_specs else DEFAULT_CORPUS_GENERATORS
+        generators = "" if fake_specs else DEFAULT_GENERATORS.get(modality, "")
     config = CorpusConfig(
         modality=modality,
         real=real if real == "starter" else str(Path(real).expanduser().resolve()),
@@ -234,9 +260,16 @@ def corpus_build(
         encoding=EncodingConfig(
             size=size, jpeg_fraction=jpeg_fraction, jpeg_quality=(int(lo), int(hi))
         ),
+        video=VideoEncodingConfig(
+            max_side=max_side,
+            clip_seconds=clip_seconds,
+            max_clips=max_clips,
+            crf=(int(crf_lo), int(crf_hi)),
+        ),
         seed=seed,
     )
-    source = _open_source(config.real, modality)
+    options = {"clip_seconds": clip_seconds, "max_clips": max_clips} if modality == "video" else {}
+    source = _open_source(config.real, modality, **options)
     t0 = time.perf_counter()
     with stage_bars() as bars:
         report = build_corpus(config, out, on_progress=bars.update, source=source)
@@ -332,21 +365,40 @@ def train_cmd(
         list[str], typer.Option("--train-set", help="Training override KEY=VALUE.")
     ] = [],  # noqa: B006
     resume: Annotated[bool, typer.Option(help="Continue from the last saved epoch in OUT.")] = True,
+    voice_model: Annotated[
+        str | None,
+        typer.Option(help="Video: the voice model folder (default: the shipped one; 'none')."),
+    ] = None,
 ) -> None:
-    """Train an image or voice detector on corpora, calibrate it on validation, test it."""
+    """Train an image, voice or video detector on corpora, calibrate it on validation,
+    test it. A video detector is a face model (trained on face crops of the videos) plus
+    the voice model, combined by a rule calibrated on validation videos."""
     from detector.train.trainer import train_detector
+    from detector.train.video import train_video_detector
 
     with stage_bars() as bars:
-        result = train_detector(
-            corpus,
-            out,
-            modality=modality,
-            preset=preset,
-            model_overrides=parse_sets(set_),
-            train_overrides=parse_sets(train_set, option="--train-set"),
-            resume=resume,
-            on_progress=bars.update,
-        )
+        if modality == "video":
+            result = train_video_detector(
+                corpus,
+                out,
+                preset=preset,
+                model_overrides=parse_sets(set_),
+                train_overrides=parse_sets(train_set, option="--train-set"),
+                voice_model=voice_model,
+                resume=resume,
+                on_progress=bars.update,
+            )
+        else:
+            result = train_detector(
+                corpus,
+                out,
+                modality=modality,
+                preset=preset,
+                model_overrides=parse_sets(set_),
+                train_overrides=parse_sets(train_set, option="--train-set"),
+                resume=resume,
+                on_progress=bars.update,
+            )
     card = result.card
     test = card["metrics"]["test"].get("overall", {})
     cal = card["calibration"]
@@ -367,7 +419,8 @@ def evaluate_cmd(
         Path | None, typer.Option(help="Model folder (default: the shipped model).")
     ] = None,
     modality: Annotated[
-        str, typer.Option(help="Which shipped model when --model is not given: image or audio.")
+        str,
+        typer.Option(help="Which shipped model when --model is not given: image, audio, video."),
     ] = "image",
     leave_one_out: Annotated[
         bool, typer.Option(help="Train without each family, test on it.")
@@ -376,7 +429,7 @@ def evaluate_cmd(
         bool,
         typer.Option(
             help="AUC after JPEG, resize, blur, noise (images); codecs, noise, "
-            "telephone band (audio)."
+            "telephone band (audio); recompression, downscaling (video)."
         ),
     ] = False,
     preset: Annotated[str, typer.Option(help="Preset of the leave-one-out trainings.")] = "default",

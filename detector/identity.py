@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-MODALITIES = ("image", "audio")  # video joins when its default model ships
+MODALITIES = ("image", "audio", "video")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The augmentation chain both classes go through: rescale, blur, JPEG, crop, flip.
+"""The augmentation chain both classes go through: rescale, blur, JPEG (or H.264), crop, flip.
 
 Real media in the wild has been resized and recompressed; a detector trained
 without that learns pristine-vs-generated instead of real-vs-generated. The
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -27,6 +28,10 @@ class AugmentConfig:
     p_jpeg: float = 0.4
     jpeg_quality: tuple[int, int] = (30, 100)
     p_flip: float = 0.5
+    # Video-codec recompression (one H.264 intra frame at a random CRF): the face
+    # detector sees frames that went through a video encoder once more after ours.
+    p_h264: float = 0.0
+    h264_crf: tuple[int, int] = (23, 40)
 
 
 _FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
@@ -42,6 +47,30 @@ def jpeg(img: np.ndarray, quality: int, *, encoder: str = "pil") -> np.ndarray:
     out = io.BytesIO()
     Image.fromarray(img).save(out, format="JPEG", quality=int(quality))
     return np.asarray(Image.open(out).convert("RGB"))
+
+
+def h264(img: np.ndarray, crf: int) -> np.ndarray:
+    """Round-trip ``(H, W, 3)`` uint8 pixels through H.264 (one intra frame, yuv420p)."""
+    import av
+
+    h, w = img.shape[:2]
+    even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height = even.shape[1], even.shape[0]
+    enc.pix_fmt = "yuv420p"
+    enc.time_base = Fraction(1, 25)
+    enc.options = {
+        "crf": str(int(crf)),
+        "preset": "veryfast",
+        "tune": "zerolatency",
+        "threads": "1",
+    }
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(even), format="rgb24")
+    frame.pts = 0
+    packets = [*enc.encode(frame), *enc.encode(None)]
+    dec = av.CodecContext.create("h264", "r")
+    decoded = [f for p in packets for f in dec.decode(p)] + list(dec.decode(None))
+    return decoded[0].to_ndarray(format="rgb24")[:h, :w]
 
 
 def rescale(
@@ -86,6 +115,8 @@ def augment(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) ->
         img = jpeg(
             img, int(rng.integers(lo, hi + 1)), encoder="cv2" if rng.random() < 0.5 else "pil"
         )
+    if config.p_h264 > 0 and rng.random() < config.p_h264:
+        img = h264(img, int(rng.integers(config.h264_crf[0], config.h264_crf[1] + 1)))
     if rng.random() < config.p_flip:
         img = img[:, ::-1]
     return np.ascontiguousarray(img)

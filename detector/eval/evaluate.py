@@ -65,6 +65,21 @@ def evaluate(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     det = Detector.load(model, modality=modality)
+    if det.modality == "video":
+        from detector.eval.video import evaluate_video
+
+        report, curves = evaluate_video(
+            det,  # type: ignore[arg-type]
+            model,
+            corpora,
+            out,
+            leave_one_out=leave_one_out,
+            robustness=robustness,
+            loo_preset=loo_preset,
+            loo_overrides=loo_overrides or {},
+            progress=progress,
+        )
+        return _write_report(report, curves, out)
     items = read_items(corpora, modality=det.modality)
     test = select(items, split="test")
     if len({it.label for it in test}) < 2:
@@ -121,9 +136,18 @@ def evaluate(
             det, corpora, test, test_px, out, loo_preset, loo_overrides or {}, progress
         )
 
+    return _write_report(report, curves, out)
+
+
+def _write_report(
+    report: dict[str, Any], curves: dict[str, tuple[np.ndarray, np.ndarray]], out: Path
+) -> dict[str, Any]:
+    """metrics.json, the ROC curves, the score histogram, the leave-one-out matrix and
+    summary.md."""
     (out / "metrics.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     roc_plot(curves, out / "roc.png")
-    histogram_plot(y, probs, thr, out / "scores.png")
+    y, probs = curves["all"]
+    histogram_plot(y, probs, report["overall"]["threshold"], out / "scores.png")
     if "leave_one_out" in report:
         loo = report["leave_one_out"]
         rows, cols = list(loo["matrix"]), loo["families"]

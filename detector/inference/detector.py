@@ -1,7 +1,8 @@
 """``Detector.load(path).score(inputs)``: decode, crop or chunk, batch, calibrate, judge.
 
 ``Detector.load`` reads the model card and returns the detector of its modality: this
-class for images, :class:`~detector.inference.voice.VoiceDetector` for speech.
+class for images, :class:`~detector.inference.voice.VoiceDetector` for speech,
+:class:`~detector.inference.video.VideoDetector` for video.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from detector.identity import default_model_dir, model_identity
 from detector.inference.batch import score_pixels
 from detector.media import ImageLimits, MediaError, decode_image
 from detector.models import load_model
+from detector.models.checkpoint import read_card
 
 ImageInput = str | Path | bytes | np.ndarray
 
@@ -39,6 +41,11 @@ class ScoreResult:
     top_crop: int | None = None  # index of the crop that scored highest
     segments: list[dict[str, Any]] = field(default_factory=list)  # [{start_s, end_s, score}]
     top_segment: int | None = None  # index of the segment that scored highest
+    # Video: the timeline [{t, score, faces: [{box, score}], whole_frame}], its most
+    # synthetic frame, and the calibrated score of each kind of evidence (visual, voice).
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    top_frame: int | None = None
+    parts: dict[str, float | None] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)  # name, version
     timings_ms: dict[str, float] = field(default_factory=dict)  # decode, model
     error: dict[str, str] | None = None  # {code, message}
@@ -84,6 +91,10 @@ class Detector:
         """Load a model folder (its card says which modality it judges); ``None`` loads
         the model of ``modality`` shipped with the package."""
         folder = Path(path) if path is not None else default_model_dir(modality)
+        if read_card(folder).get("modality") == "video":
+            from detector.inference.video import VideoDetector
+
+            return VideoDetector.from_folder(folder, device=device)
         model, card = load_model(folder)
         kind = card.get("modality", "image")
         ident = model_identity(folder, modality=kind)
