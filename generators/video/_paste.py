@@ -46,18 +46,57 @@ def check_video_source(name: str, source: Any) -> Any:
 # --- finding the face ----------------------------------------------------------------------
 
 
+def check_tracking(*, detect_side: int, detect_every: int, alpha: float, max_gap: int) -> None:
+    """Validate the tracking fields the swap configs share."""
+    if detect_side < 32 or detect_every < 1:
+        raise ValueError(
+            f"need detect_side >= 32 and detect_every >= 1, got {detect_side}, {detect_every}"
+        )
+    if not 0.0 < alpha <= 1.0 or max_gap < 0:
+        raise ValueError(f"need 0 < track_alpha <= 1 and max_gap >= 0, got {alpha}, {max_gap}")
+
+
 def track_faces(
-    frames: np.ndarray, *, alpha: float, max_gap: int, max_faces: int = 4
-) -> list[FaceBox | None]:
-    """The main face's smoothed box in each frame of ``(T, H, W, 3)``, ``None`` where the
-    tracker has lost it (no detection for more than ``max_gap`` frames)."""
-    tracker = BoxTracker(alpha=alpha, max_gap=max_gap)
-    return [tracker.update(detect_faces(f, max_faces=max_faces)) for f in frames]
+    frames: np.ndarray, *, alpha: float, max_gap: int, every: int, work_side: int
+) -> list[Box | None]:
+    """The main face's smoothed box in each frame of ``(T, H, W, 3)``, ``None`` where it
+    is lost (no detection for more than ``max_gap`` frames).
+
+    Faces are detected (on a copy at most ``work_side`` on a side) in every ``every``-th
+    frame and the last, followed by a ``BoxTracker``; the frames between two tracked
+    detections get boxes interpolated linearly (the clip is whole: no need to wait for
+    the next detection), those next to a lost one are left without.
+    """
+    last = len(frames) - 1
+    keys = [*range(0, last, every), last]
+    tracker = BoxTracker(alpha=alpha, max_gap=math.ceil(max_gap / every))
+    found: list[Box | None] = []
+    for t in keys:
+        box = tracker.update(detect_faces(frames[t], max_faces=4, work_side=work_side))
+        found.append(None if box is None else as_box(box))
+    out: list[Box | None] = []
+    for k in range(len(keys) - 1):
+        (t0, t1), (p, q) = keys[k : k + 2], found[k : k + 2]
+        out.append(p)
+        for t in range(t0 + 1, t1):
+            u = (t - t0) / (t1 - t0)
+            out.append(None if p is None or q is None else _lerp(p, q, u))
+    out.append(found[-1])
+    return out
 
 
-def largest_face(rgb: np.ndarray, *, max_faces: int = 4) -> FaceBox | None:
-    boxes = detect_faces(rgb, max_faces=max_faces)
-    return max(boxes, key=lambda b: b.w * b.h) if boxes else None
+def _lerp(a: Box, b: Box, u: float) -> Box:
+    return (
+        a[0] + u * (b[0] - a[0]),
+        a[1] + u * (b[1] - a[1]),
+        a[2] + u * (b[2] - a[2]),
+        a[3] + u * (b[3] - a[3]),
+    )
+
+
+def largest_face(rgb: np.ndarray, *, work_side: int) -> Box | None:
+    boxes = detect_faces(rgb, max_faces=4, work_side=work_side)
+    return as_box(max(boxes, key=lambda b: b.w * b.h)) if boxes else None
 
 
 def as_box(box: FaceBox) -> Box:

@@ -123,12 +123,12 @@ def test_faceswap(clips: VideoSource, tmp_path: Path) -> None:
     assert report.n_train >= 4 and report.final["identities"] == 2
     samples = gen.generate(2, seed=5, source=clips)
     _check_face_swap(samples, clips)
-    _same(samples, gen.generate(2, seed=5, source=clips))
     for item_id, seed in zip(samples.sources, samples.seeds, strict=True):
         parent = next(it.parent for it in clips.items if it.id == item_id)
         donor = gen.choose_donor(parent, seed=seed)
         assert int(gen.bank.identity[donor]) != identity_key(parent)  # another person
-    # The bank travels in the checkpoint: a loaded swap makes the same clips.
+    # Deterministic, and the bank travels in the checkpoint: a loaded copy makes the same
+    # clips from the same seed.
     loaded = load_generator(save_generator(gen, tmp_path / "ckpt"))
     _same(samples, loaded.generate(2, seed=5, source=clips))
 
@@ -152,11 +152,11 @@ def test_ae_swap(clips: VideoSource, tmp_path: Path) -> None:
     assert np.isfinite(report.final["loss"]) and report.n_train >= 8
     samples = gen.generate(2, seed=7, source=clips)
     _check_face_swap(samples, clips)
-    _same(samples, gen.generate(2, seed=7, source=clips))
     for item_id, seed in zip(samples.sources, samples.seeds, strict=True):
         parent = next(it.parent for it in clips.items if it.id == item_id)
         other = gen.identity_names[gen.decoder_for(parent, seed=seed)]
         assert other != parent  # drawn by the other person's decoder
+    # Deterministic, and the networks and who they draw travel in the checkpoint.
     loaded = load_generator(save_generator(gen, tmp_path / "ckpt"))
     assert isinstance(loaded, AESwap) and loaded.identity_keys == gen.identity_keys
     _same(samples, loaded.generate(2, seed=7, source=clips))
