@@ -64,3 +64,30 @@ def _voice(k: int, seconds: float) -> np.ndarray:
         return speech_like(k, seconds)
     y = decode_audio(clips[k % len(clips)]).samples
     return np.pad(y, (0, max(0, n - len(y))))[:n]
+
+
+def build_tiny_video_corpus(out: Path) -> Path:
+    """A video corpus made by the real builder and the three video generators (tiny
+    presets) from six 2-second clips of two real faces."""
+    from generators.corpus.builder import CorpusConfig, build_corpus
+    from generators.corpus.encoding import VideoEncodingConfig
+
+    real = write_face_videos(out.parent / f"{out.name}-real")[0].parent
+    config = CorpusConfig(
+        modality="video",
+        real=str(real),
+        generators=("faceswap", "ae_swap", "voice_swap"),
+        per_generator=6,
+        preset="tiny",
+        video=VideoEncodingConfig(max_side=160, clip_seconds=2.0, max_clips=1),
+        splits=(0.5, 0.25, 0.25),
+    )
+    build_corpus(config, out)
+    return out
+
+
+def train_tiny_video_model(corpus: Path, out: Path) -> Path:
+    from detector.train.video import train_video_detector
+
+    train_video_detector([corpus], out, preset="tiny", train_overrides={"epochs": 3})
+    return out
