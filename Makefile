@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: install system services run demo-corpus test lint corpus-default default-image-model \
-	default-voice-model bench clean
+	default-voice-model default-video-model bench clean
 
 # Debian packages the voice side uses, installed when missing (root, apt-get): espeak-ng
 # (text-to-speech generator), alsa-utils (its voice recordings are the audio starter
@@ -92,6 +92,24 @@ default-voice-model: install
 	cp runs/voice-default/model.safetensors runs/voice-default/card.json detector/weights/audio/
 	$(BIN)/synthguard evaluate --model detector/weights/audio --corpus corpora/voice-default \
 		--out runs/voice-default-report --robustness
+
+# The video model shipped in detector/weights/video: corpus, training, evaluation. Needs a
+# folder of real video with faces (VIDEO_REAL; ../shared/data/real_video/faces in this
+# project's checkouts: 24 talking-head clips, cut into clips of 3 s, at most 12 each).
+VIDEO_REAL ?= ../shared/data/real_video/faces
+VIDEO_PER_GENERATOR ?= 80
+VIDEO_GENERATORS := faceswap,ae_swap,voice_swap
+default-video-model: install
+	$(BIN)/synthguard corpus build --modality video --real $(VIDEO_REAL) \
+		--generators $(VIDEO_GENERATORS) --preset default --per-generator $(VIDEO_PER_GENERATOR) \
+		--clip-seconds 3 --max-clips 12 --out corpora/video-default
+	$(BIN)/synthguard train --modality video --corpus corpora/video-default \
+		--out runs/video-default --preset default
+	rm -rf detector/weights/video && mkdir -p detector/weights/video/voice
+	cp runs/video-default/model.safetensors runs/video-default/card.json detector/weights/video/
+	cp runs/video-default/voice/* detector/weights/video/voice/
+	$(BIN)/synthguard evaluate --model detector/weights/video --corpus corpora/video-default \
+		--out runs/video-default-report --robustness
 
 # Every benchmark (about 8 minutes on 2 cores), then the README's table.
 bench: install services

@@ -231,7 +231,14 @@ def _open_fakes(
             report.fakes[spec.name] = {**record, "changed": changed}
             report.skipped.append(spec.name)
             continue
-        folders.append(open_fakes(spec, modality=config.modality))
+        folders.append(
+            open_fakes(
+                spec,
+                modality=config.modality,
+                clip_seconds=config.video.clip_seconds,
+                max_clips=config.video.max_clips,
+            )
+        )
     return folders
 
 

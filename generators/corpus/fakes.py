@@ -118,15 +118,22 @@ class FakesFolder:
         }
 
 
-def open_fakes(spec: FakesSpec, *, modality: str) -> FakesFolder:
+def open_fakes(
+    spec: FakesSpec, *, modality: str, clip_seconds: float = 4.0, max_clips: int = 8
+) -> FakesFolder:
     """Scan the folder (every file by content, fully decoded once). Raises ``ValueError``
     when it is missing or holds no usable media of the corpus's modality."""
     root = Path(spec.path)
     if not root.is_dir():
         raise ValueError(f"fakes folder {spec.name!r}: {root} does not exist or is not a directory")
-    source = audio_folder_source(root) if modality == "audio" else folder_source(root)
+    if modality == "video":
+        from generators.sources.video import open_video_folder
+
+        source: Any = open_video_folder(root, clip_seconds=clip_seconds, max_clips=max_clips)
+    else:
+        source = audio_folder_source(root) if modality == "audio" else folder_source(root)
     if not len(source):
-        what = "speech recordings" if modality == "audio" else "images"
+        what = {"audio": "speech recordings", "video": "videos"}.get(modality, "images")
         skipped = ", ".join(f"{n} {code}" for code, n in source.skipped_summary().items())
         raise ValueError(
             f"fakes folder {spec.name!r} ({root}) has no usable {what}"
@@ -150,7 +157,17 @@ def write_fakes(
     seed = int(hashlib.sha256(f"{config.seed}:{name}".encode()).hexdigest()[:8], 16)
     media: Iterator[tuple[str, Any]]  # (file id, pixels or prepared samples)
     write: Callable[..., tuple[str, dict[str, Any]]]
-    if isinstance(folder.source, AudioSource):
+    if folder.modality == "video":
+        # Cut and downscaled like the real clips; each fake clip is its own encoding source
+        # (no real clip of the corpus made it). What changed in it is not known (no boxes):
+        # every face in it counts as synthetic.
+        max_side = config.video.max_side
+        media = ((c.parent, (c.id, c.load(max_side=max_side)))
+                 for c in folder.source.pick(n, seed=seed))  # fmt: skip
+        write = _write_fake_video
+        files = sorted({c.parent for c in folder.source.items})
+        split_of = split_items(files, config.splits, seed=config.seed)
+    elif isinstance(folder.source, AudioSource):
         # Utterance.load() is decode + prepare_speech, exactly as for real clips.
         media = ((u.id, u.load()) for u in folder.source.pick(n, seed=seed))
         write = write_clip
@@ -159,7 +176,7 @@ def write_fakes(
         media = ((c.parent, c.image) for c in crops)
         write = write_item
     rows = []
-    for i, (file_id, data) in enumerate(media):
+    for i, (file_id, data) in enumerate(media):  # file_id: the file (video: the parent)
         split = split_of[file_id]
         item_id = f"{name}-{i:06d}"
         rel, facts = write(out, f"synthetic/{name}/{split}", item_id, data, config)
@@ -170,6 +187,15 @@ def write_fakes(
         if i % 64 == 0 or i == n - 1:
             progress(f"fakes:{name}", i + 1, n, {})
     return rows
+
+
+def _write_fake_video(
+    out: Path, rel_dir: str, item_id: str, data: tuple[str, Any], config: CorpusConfig
+) -> tuple[str, dict[str, Any]]:
+    from generators.corpus.items import write_video
+
+    clip_id, clip = data
+    return write_video(out, rel_dir, item_id, clip, f"fakes:{clip_id}", config)
 
 
 def recorded_fakes(corpus_dir: str | Path) -> list[dict[str, Any]]:

@@ -116,3 +116,32 @@ def test_extending_adds_only_missing_generators(tmp_path, tiny_video_corpus):
 def test_image_generator_refused_in_a_video_corpus():
     with pytest.raises(ValueError, match="makes image"):
         CorpusConfig(modality="video", generators=("gan_tconv",), per_generator=2)
+
+
+def test_a_folder_of_fake_videos_joins_as_a_generator(tmp_path, tiny_video_corpus):
+    """--fakes for video: another tool's outputs, cut and encoded like the real clips."""
+    from generators.corpus.fakes import parse_fakes
+
+    fakes_dir = tmp_path / "made-elsewhere"
+    fakes_dir.mkdir()
+    for p in sorted((tiny_video_corpus / "synthetic" / "faceswap").rglob("*.mp4"))[:4]:
+        (fakes_dir / p.name).write_bytes(p.read_bytes())
+    (fakes_dir / "notes.txt").write_text("not a video")
+    meta = json.loads((tiny_video_corpus / "corpus.json").read_text())["config"]
+    config = CorpusConfig(
+        modality="video",
+        real=meta["real"],
+        generators=(),
+        fakes=(parse_fakes(f"elsewhere={fakes_dir}:external_swap"),),
+        per_generator=4,
+        video=VideoEncodingConfig(max_side=128, clip_seconds=2.0, max_clips=1),
+        splits=(0.5, 0.25, 0.25),
+    )
+    report = build_corpus(config, tmp_path / "corpus")
+    assert report.added == {"real": 6, "elsewhere": 4}
+    assert report.fakes["elsewhere"]["skipped"] == {"unsupported_media": 1}
+    rows = [r for r in read_manifest(tmp_path / "corpus") if r.generator_name == "elsewhere"]
+    assert {r.generator_family for r in rows} == {"external_swap"}
+    for r in rows:
+        assert r.boxes is None  # what changed is not known: every face counts
+        assert max(r.width, r.height) == 128 and r.format == "mp4"
