@@ -16,7 +16,7 @@ from api._progress import console, user_errors
 models_app = typer.Typer(
     help="The model store: list, show, add, gate, promote, rollback.", no_args_is_help=True
 )
-ModalityOpt = Annotated[str, typer.Option(help="image or audio.")]
+ModalityOpt = Annotated[str, typer.Option(help="image, audio or video.")]
 VersionArg = Annotated[str, typer.Argument(help="A version of the store: v1, v2, ...")]
 
 

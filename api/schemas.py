@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 class Media(BaseModel):
     """Facts about the file. Recordings also carry ``sample_rate`` (the file's own) and
-    ``channels``."""
+    ``channels``; videos ``codec``, ``fps``, ``rotation`` and ``has_audio`` (``format``
+    is the container, ``width`` and ``height`` as displayed)."""
 
     model_config = ConfigDict(extra="allow")
     sha256: str | None
@@ -22,7 +23,7 @@ class Media(BaseModel):
 
 
 class Segment(BaseModel):
-    start_s: float = Field(description="in the recording as uploaded")
+    start_s: float = Field(description="in the recording (or the video) as uploaded")
     end_s: float
     score: float
 
@@ -35,6 +36,23 @@ class ModelRef(BaseModel):
 class Crop(BaseModel):
     box: list[int] = Field(description="[x, y, width, height] in the decoded image")
     score: float
+
+
+class Face(BaseModel):
+    box: list[int] = Field(description="[x, y, width, height] in the upright frame")
+    score: float
+
+
+class Frame(BaseModel):
+    t: float = Field(description="seconds from the start of the video")
+    score: float = Field(description="the frame's most synthetic face (or the whole frame)")
+    faces: list[Face]
+    whole_frame: bool = Field(description="no face was found: the frame was scored whole")
+
+
+class Parts(BaseModel):
+    visual: float = Field(description="calibrated score of the frames")
+    voice: float | None = Field(description="calibrated score of the voice track, if any")
 
 
 class Timings(BaseModel):
@@ -65,7 +83,9 @@ class ScanOut(BaseModel):
     top_crop: int | None
     segments: list[Segment]
     top_segment: int | None
-    frames: list[dict[str, Any]]
+    frames: list[Frame] = Field(description="video: the timeline of sampled frames")
+    top_frame: int | None = Field(description="video: the index of its most synthetic frame")
+    parts: Parts | None = Field(description="video: the score of each kind of evidence")
     cached: bool = Field(description="answered from an earlier result for the same content")
     attempts: int
     timings: Timings

@@ -5,6 +5,7 @@ Layout, under one root (the service uses ``<data dir>/models``)::
     ROOT/<modality>/v1/model.safetensors
     ROOT/<modality>/v1/card.json        the training card, plus "version": "v1"
     ROOT/<modality>/v1/report/          the evaluation report, when one was given
+    ROOT/video/v1/voice/, face/         a model's sub-models (card + weights), as trained
     ROOT/<modality>/v2/...
 
 A version folder is written whole under a temporary name and then renamed into place,
@@ -108,7 +109,7 @@ class ModelStore:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".adding-", dir=folder))
         try:
-            shutil.copy2(src / "model.safetensors", tmp / "model.safetensors")
+            _copy_model(src, tmp)
             if report_dir is not None:
                 shutil.copytree(report_dir, tmp / "report")
             while True:
@@ -125,3 +126,15 @@ class ModelStore:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_model(src: Path, dst: Path) -> None:
+    """The weights, and every sub-model folder (a video model holds its face and voice
+    models) with its card and weights; training state and other files stay behind. The
+    top card is written by the caller."""
+    shutil.copy2(src / "model.safetensors", dst / "model.safetensors")
+    for sub in sorted(src.iterdir()):
+        if sub.is_dir() and (sub / "card.json").is_file() and (sub / "model.safetensors").is_file():
+            (dst / sub.name).mkdir()
+            shutil.copy2(sub / "card.json", dst / sub.name / "card.json")
+            _copy_model(sub, dst / sub.name)

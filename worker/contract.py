@@ -2,8 +2,19 @@
 
 status (queued/running/done/failed/canceled), media facts, verdict (synthetic /
 uncertain / authentic / not_applicable), calibrated score, model name and version,
-where the evidence is (image crops, recording segments; video frames later), timings
-(queue, decode, model), and on failure an error code and message.
+where the evidence is, timings (queue, decode, model), and on failure an error code and
+message. The evidence, by kind (the other kinds' fields are empty lists or null):
+
+- image: ``crops`` ``[{box: [x, y, w, h], score}]`` and ``top_crop`` (an index);
+- audio: ``segments`` ``[{start_s, end_s, score}]`` and ``top_segment``;
+- video: ``frames``, the timeline of sampled frames ``[{t, score, faces: [{box, score}],
+  whole_frame}]`` (``t`` in seconds, increasing; ``whole_frame``: no face was found and
+  the frame was scored whole), ``top_frame`` (its most synthetic frame), ``segments`` and
+  ``top_segment`` of its voice track (empty without one), and ``parts``: the calibrated
+  score of each kind of evidence, ``{visual, voice}`` (``voice`` null without a voice
+  track; the video's score is the larger). ``media`` has ``format`` (the container),
+  ``codec``, ``width``, ``height`` (as displayed), ``fps``, ``duration_s``, ``rotation``
+  and ``has_audio``.
 """
 
 from __future__ import annotations
@@ -44,6 +55,8 @@ def scan_view(scan: Scan) -> dict[str, Any]:
         "segments": [],
         "top_segment": None,
         "frames": [],
+        "top_frame": None,
+        "parts": None,
         "cached": scan.cached,
         "attempts": scan.attempts,
         "timings": {
@@ -66,6 +79,8 @@ def scan_view(scan: Scan) -> dict[str, Any]:
             segments=res.evidence.get("segments", []),
             top_segment=res.evidence.get("top_segment"),
             frames=res.evidence.get("frames", []),
+            top_frame=res.evidence.get("top_frame"),
+            parts=res.evidence.get("parts"),
         )
         view["timings"].update(decode_ms=res.decode_ms, model_ms=res.model_ms)
     if scan.status == "failed":

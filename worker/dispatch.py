@@ -104,7 +104,8 @@ class EmbeddedDispatcher(Dispatcher):
         def task() -> None:
             finished: list[str] = []
             try:
-                finished = run_process_scans(ids, settings=self.settings).finished
+                report = run_process_scans(ids, settings=self.settings, dispatcher=self)
+                finished = report.finished
             finally:
                 # The gathered uploads too: their own tasks may still be waiting in line.
                 self.waiters.notify([*ids, *finished])

@@ -8,15 +8,18 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from detector.identity import ModelIdentity, default_model_dir, model_identity
 from worker.settings import Settings
 
 if TYPE_CHECKING:
     from detector.inference import Detector
+    from detector.inference.video import VideoDetector
     from detector.inference.voice import VoiceDetector
 
+
+_D = TypeVar("_D", bound="Detector")
 
 _IDENTITY_TTL_S = 1.0  # every request asks; a changed model is seen within a second
 
@@ -27,29 +30,38 @@ class _Models:
     shadow: dict[str, ModelIdentity]  # modality -> the store version scored in shadow
 
 
-_identities: dict[tuple[str, Path | None, Path | None], tuple[float, _Models]] = {}
+_identities: dict[tuple[str, Path | None, Path | None, Path | None], tuple[float, _Models]] = {}
+
+
+def _optional(active: dict[str, Path], configured: Path | None, modality: str) -> Path | None:
+    """The store's active version, else the configured folder, else the shipped model
+    if the package has one (voice and video models may not ship)."""
+    folder = active.get(modality) or configured
+    if folder is None:
+        shipped = default_model_dir(modality)
+        folder = shipped if (shipped / "card.json").is_file() else None
+    return folder
 
 
 def _models(settings: Settings) -> _Models:
     """The active and shadow models, from one read of the store (at most once a second
     per process): the store's active versions, else the settings, else the models
-    shipped with the package (no voice model when none is)."""
+    shipped with the package (no voice or video model when none is)."""
     from worker.model_store import store_paths
 
-    key = (settings.sqlalchemy_url, settings.image_model, settings.audio_model)
+    key = (settings.sqlalchemy_url, settings.image_model, settings.audio_model,
+           settings.video_model)  # fmt: skip
     now = time.monotonic()
     hit = _identities.get(key)
     if hit is not None and now - hit[0] < _IDENTITY_TTL_S:
         return hit[1]
     active, shadow = store_paths(settings)
     image = active.get("image") or settings.image_model or default_model_dir("image")
-    audio = active.get("audio") or settings.audio_model
-    if audio is None:
-        shipped = default_model_dir("audio")
-        audio = shipped if (shipped / "card.json").is_file() else None
     models = {"image": model_identity(image, modality="image")}
-    if audio is not None:
-        models["audio"] = model_identity(audio, modality="audio")
+    for modality, configured in (("audio", settings.audio_model), ("video", settings.video_model)):
+        folder = _optional(active, configured, modality)
+        if folder is not None:
+            models[modality] = model_identity(folder, modality=modality)
     found = _Models(
         active=models,
         shadow={m: model_identity(p, modality=m) for m, p in shadow.items()},
@@ -60,7 +72,7 @@ def _models(settings: Settings) -> _Models:
 
 def active_models(settings: Settings) -> dict[str, ModelIdentity]:
     """Modality -> the identity of the model that scores it (no torch needed). ``audio``
-    is absent when no voice model is active, configured or shipped.
+    (``video``) is absent when no voice (video) model is active, configured or shipped.
 
     Read at most once a second per process (the store's active versions come from the
     database), so a promotion reaches every worker between two batches.
@@ -79,18 +91,23 @@ class Runtime:
     audio: VoiceDetector | None
     device: str
     shadows: dict[str, Detector] = field(default_factory=dict)  # modality -> detector
+    video: VideoDetector | None = None
 
     def detector(self, kind: str) -> Detector:
         if kind == "audio":
             if self.audio is None:
                 raise RuntimeError("no voice model is loaded")
             return self.audio
+        if kind == "video":
+            if self.video is None:
+                raise RuntimeError("no video model is loaded")
+            return self.video
         return self.image
 
 
 _lock = threading.Lock()
 # By model folders: a new active model loads beside the old one.
-_runtimes: dict[tuple[Path, Path | None, tuple[tuple[str, Path], ...]], Runtime] = {}
+_runtimes: dict[tuple[Path, Path | None, Path | None, tuple[tuple[str, Path], ...]], Runtime] = {}
 
 
 def configure_torch(*, threads: int, processes: int = 1) -> None:
@@ -121,25 +138,51 @@ def get_runtime(settings: Settings, *, device: str | None = None) -> Runtime:
     models = active_models(settings)
     image = models["image"].folder.resolve()
     audio = models["audio"].folder.resolve() if "audio" in models else None
+    video = models["video"].folder.resolve() if "video" in models else None
     shadows = tuple(sorted((m, i.folder.resolve()) for m, i in shadow_models(settings).items()))
-    key = (image, audio, shadows)
+    key = (image, audio, video, shadows)
     with _lock:
         if key not in _runtimes:
             from detector.inference import Detector
+            from detector.inference.video import VideoDetector
             from detector.inference.voice import VoiceDetector
 
             device = device or pick_device()
-            voice = Detector.load(audio, device=device) if audio is not None else None
-            if voice is not None and not isinstance(voice, VoiceDetector):
-                raise ValueError(f"{audio} is not a voice model (its card says image)")
-            if voice is not None:
-                from worker.media import audio_limits
-
-                voice.audio_limits = audio_limits(settings)
+            voice = _load(audio, VoiceDetector, "voice", device) if audio is not None else None
+            film = _load(video, VideoDetector, "video", device) if video is not None else None
             _runtimes[key] = Runtime(
                 image=Detector.load(image, device=device),
                 audio=voice,
                 device=device,
-                shadows={m: Detector.load(folder, device=device) for m, folder in shadows},
+                shadows={
+                    m: _limited(Detector.load(folder, device=device), settings)
+                    for m, folder in shadows
+                },
+                video=film,
             )
+            for det in (voice, film):
+                if det is not None:
+                    _limited(det, settings)
         return _runtimes[key]
+
+
+def _load(folder: Path, cls: type[_D], what: str, device: str) -> _D:
+    from detector.inference import Detector
+
+    det = Detector.load(folder, device=device)
+    if not isinstance(det, cls):
+        raise ValueError(f"{folder} is not a {what} model (its card says {det.modality})")
+    return det
+
+
+def _limited(det: Detector, settings: Settings) -> Detector:
+    """The service's limits on a detector's input (duration, bytes)."""
+    from detector.inference.video import VideoDetector
+    from detector.inference.voice import VoiceDetector
+    from worker.media import audio_limits, video_limits
+
+    if isinstance(det, VoiceDetector):
+        det.audio_limits = audio_limits(settings)
+    elif isinstance(det, VideoDetector):
+        det.video_limits = video_limits(settings)
+    return det

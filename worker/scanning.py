@@ -5,6 +5,12 @@ store or server-side path), answers repeated content from stored results, scores
 rest as one micro-batch, and writes each result once: results are keyed by (sha256,
 model name, model version), so a task delivered twice, or two scans of the same file,
 write one row. A bad file fails its own scan; it never fails the task.
+
+Videos take seconds to minutes each, so a task scores them one at a time, after the
+images and recordings, and starts another only while its longest one so far still fits
+in half the soft time limit; the videos left over go back to the queue (``released``)
+for the caller to send again. A task always scores its first video: the time limits
+are sized for the longest video allowed (``worker.settings.video_task_seconds``).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from detector.identity import ModelIdentity
 from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
 from worker.db import RESULTS, SCANS, Batch, Result, Scan, new_id, session_scope, utcnow
-from worker.media import media_kind
+from worker.media import media_kind, no_model_error
 from worker.runtime import active_models, get_runtime, shadow_models
 from worker.settings import Settings
 from worker.storage import BlobStore
@@ -44,6 +50,9 @@ class ProcessReport:
     microbatch: int = 0  # scans scored together, with waiting uploads gathered
     finished: list[str] = field(default_factory=list)  # ids this call finished, gathered ones too
     errors: dict[str, int] = field(default_factory=dict)
+    # Videos left for another task (no time left in this one): queue -> scan ids, queued
+    # again in the database; the caller sends them (the janitor would, later).
+    released: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,8 +67,18 @@ class _Claimed:
 @dataclass
 class _Item:
     scan_id: str
-    data: bytes
+    data: bytes | None  # None for a video: it is streamed from ``path``, never held whole
     sha256: str
+    queue: str
+    kind: str
+    path: Path | None = None
+
+    @property
+    def media(self) -> bytes | Path:
+        if self.data is not None:
+            return self.data
+        assert self.path is not None
+        return self.path
 
 
 class ItemError(Exception):
@@ -80,6 +99,7 @@ def process_scans(
     one database.
     """
     report = ProcessReport()
+    deadline = time.monotonic() + settings.soft_time_limit_s / 2  # for starting a video
     url = settings.sqlalchemy_url
     models = active_models(settings)
     owner = owner or new_id()
@@ -124,7 +144,9 @@ def process_scans(
     for it in items:
         if it.sha256 not in stored:
             new.setdefault(it.sha256, it)
-    scored, kinds, shadow_rows = _score_new(list(new.values()), settings, models)
+    scored, kinds, shadow_rows, deferred = _score_new(
+        list(new.values()), settings, models, deadline=deadline
+    )
     with session_scope(url) as session:
         rows = [
             _result_row(sha, res, models[kinds[sha]], kinds[sha])
@@ -136,7 +158,11 @@ def process_scans(
             _insert_results(session, srows, {kind: shadow_models(settings)[kind]})
         done: list[dict[str, Any]] = []
         now = utcnow()
+        released: list[_Item] = []
         for it in items:
+            if it.sha256 in deferred:
+                released.append(it)
+                continue
             res = scored.get(it.sha256)
             if res is not None and res.error is not None:
                 failed.append((it.scan_id, it.sha256, res.error["code"], res.error["message"]))
@@ -160,7 +186,15 @@ def process_scans(
                     for i, sha, code, msg in failed
                 ],
             )
+        if released:
+            session.execute(
+                _RELEASED, [{"b_id": it.scan_id, "b_owner": owner, "b_now": now} for it in released]
+            )
         finish_batches(session, {c.batch_id for c in claimed if c.batch_id})
+    for it in released:
+        report.released.setdefault(it.queue, []).append(it.scan_id)
+    back = {it.scan_id for it in released}
+    report.finished = [i for i in report.finished if i not in back]
     report.scored = sum(
         1 for it in items if it.sha256 in scored and scored[it.sha256].error is None
     )
@@ -172,32 +206,36 @@ def process_scans(
 
 
 def _score_new(
-    items: list[_Item], settings: Settings, models: dict[str, ModelIdentity]
-) -> tuple[dict[str, ScoreResult], dict[str, str], dict[str, list[dict[str, Any]]]]:
-    """Score each new content with the detector of its kind (images and recordings in one
-    micro-batch are split by kind); returns sha256 -> result, sha256 -> kind, and the
-    result rows of the shadow models (kind -> rows)."""
+    items: list[_Item],
+    settings: Settings,
+    models: dict[str, ModelIdentity],
+    *,
+    deadline: float = float("inf"),
+) -> tuple[dict[str, ScoreResult], dict[str, str], dict[str, list[dict[str, Any]]], set[str]]:
+    """Score each new content with the detector of its kind (a micro-batch is split by
+    kind; videos go last, one at a time, and a video is started only when the longest
+    one so far would end before ``deadline`` (``time.monotonic()``), the first always).
+
+    Returns sha256 -> result, sha256 -> kind, the result rows of the shadow models (kind
+    -> rows), and the sha256 of the videos left for another task."""
     scored: dict[str, ScoreResult] = {}
     kinds: dict[str, str] = {}
     shadow_rows: dict[str, list[dict[str, Any]]] = {}
+    deferred: set[str] = set()
     groups: dict[str, list[_Item]] = {}
     for it in items:
-        kinds[it.sha256] = media_kind(it.data)
-        groups.setdefault(kinds[it.sha256], []).append(it)
+        kinds[it.sha256] = it.kind
+        groups.setdefault(it.kind, []).append(it)
     if not groups:
-        return scored, kinds, shadow_rows
+        return scored, kinds, shadow_rows, deferred
     runtime = get_runtime(settings)
-    for kind, group in groups.items():
-        if kind not in models:  # a recording, and no voice model (any more)
+    longest = 0.0  # seconds of the longest video scored by this call
+    for kind in sorted(groups, key=lambda k: k == "video"):
+        group = groups[kind]
+        if kind not in models:  # a recording or a video, and no model for it (any more)
+            error = no_model_error(kind).to_dict()
             for it in group:
-                scored[it.sha256] = ScoreResult(
-                    source="<bytes>",
-                    sha256=it.sha256,
-                    error={
-                        "code": "unsupported_media",
-                        "message": "this server has no voice model",
-                    },
-                )
+                scored[it.sha256] = ScoreResult(source="<bytes>", sha256=it.sha256, error=error)
             continue
         detector = runtime.detector(kind)
         model = models[kind]
@@ -206,18 +244,26 @@ def _score_new(
                 f"loaded model {detector.name} {detector.version} is not the active one "
                 f"{model.name} {model.version}; restart the worker"
             )
-        results = detector.score([it.data for it in group])
-        scored.update({it.sha256: res for it, res in zip(group, results, strict=True)})
         shadow = runtime.shadows.get(kind)
         shadow_ident = shadow_models(settings).get(kind)
-        if shadow is not None and shadow_ident is not None:
-            ok = [it for it, res in zip(group, results, strict=True) if res.error is None]
-            shadow_rows[kind] = [
-                _result_row(it.sha256, res, shadow_ident, kind)
-                for it, res in zip(ok, shadow.score([it.data for it in ok]), strict=True)
-                if res.error is None
-            ]
-    return scored, kinds, shadow_rows
+        parts = [[it] for it in group] if kind == "video" else [group]
+        for n, part in enumerate(parts):
+            if kind == "video" and n > 0 and time.monotonic() + longest > deadline:
+                deferred.update(it.sha256 for p in parts[n:] for it in p)
+                break
+            t0 = time.monotonic()
+            results = detector.score([it.media for it in part])
+            scored.update({it.sha256: res for it, res in zip(part, results, strict=True)})
+            if shadow is not None and shadow_ident is not None:
+                ok = [it for it, res in zip(part, results, strict=True) if res.error is None]
+                shadow_rows.setdefault(kind, []).extend(
+                    _result_row(it.sha256, res, shadow_ident, kind)
+                    for it, res in zip(ok, shadow.score([it.media for it in ok]), strict=True)
+                    if res.error is None
+                )
+            if kind == "video":
+                longest = max(longest, time.monotonic() - t0)
+    return scored, kinds, shadow_rows, deferred
 
 
 # Per-scan outcomes, written with one executemany each; only unfinished scans change
@@ -235,6 +281,22 @@ _DONE = (
         error_code=None,
         error_message=None,
         finished_at=bindparam("b_now"),
+    )
+)
+# A video this task had no time for: queued again, as it was before the claim.
+_RELEASED = (
+    update(_scans)
+    .where(
+        _scans.c.id == bindparam("b_id"),
+        _scans.c.status == "running",
+        _scans.c.owner == bindparam("b_owner"),
+    )
+    .values(
+        status="queued",
+        owner=None,
+        started_at=None,
+        attempts=_scans.c.attempts - 1,
+        dispatched_at=bindparam("b_now"),
     )
 )
 _FAILED = (
@@ -312,6 +374,8 @@ def _claim_waiting(session: Session, n: int, owner: str) -> list[_Claimed]:
 
 
 def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
+    """The item's bytes, or for a video its path (the detector streams it: a video may be
+    gigabytes, and a task holds many items)."""
     if scan.path is not None:
         path = Path(scan.path)
         try:
@@ -320,22 +384,38 @@ def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
                 raise ItemError(
                     "too_large", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}"
                 )
-            data = path.read_bytes()
+            return _open_item(scan, path, None)
         except FileNotFoundError:
             raise ItemError("not_found", f"{path}: no such file") from None
         except IsADirectoryError:
             raise ItemError("unsupported_media", f"{path} is a directory") from None
         except PermissionError:
             raise ItemError("not_found", f"{path}: permission denied") from None
-        return _Item(scan.id, data, hashlib.sha256(data).hexdigest())
     assert scan.sha256 is not None, "an uploaded scan always has its sha256"
     try:
-        data = store.read(scan.sha256)
+        return _open_item(scan, store.path(scan.sha256), scan.sha256)
     except FileNotFoundError:
         raise ItemError(
             "expired", "the uploaded bytes are gone (removed by the retention setting)"
         ) from None
-    return _Item(scan.id, data, scan.sha256)
+
+
+_HEAD = 1024  # enough to tell every container
+
+
+def _open_item(scan: _Claimed, path: Path, sha256: str | None) -> _Item:
+    with path.open("rb") as f:
+        head = f.read(_HEAD)
+        kind = media_kind(head)
+        if kind == "video":
+            if sha256 is None:
+                digest = hashlib.sha256(head)
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+                sha256 = digest.hexdigest()
+            return _Item(scan.id, None, sha256, scan.queue, kind, path)
+        data = head + f.read()
+    return _Item(scan.id, data, sha256 or hashlib.sha256(data).hexdigest(), scan.queue, kind)
 
 
 def stored_results(
@@ -358,8 +438,17 @@ def stored_results(
 
 
 def _result_row(sha256: str, res: ScoreResult, model: ModelIdentity, kind: str) -> dict[str, Any]:
+    evidence: dict[str, Any]
     if kind == "audio":
         evidence = {"segments": res.segments, "top_segment": res.top_segment}
+    elif kind == "video":  # the frame timeline, the voice track's segments, both parts' scores
+        evidence = {
+            "frames": res.frames,
+            "top_frame": res.top_frame,
+            "segments": res.segments,
+            "top_segment": res.top_segment,
+            "parts": res.parts,
+        }
     else:
         evidence = {"crops": res.crops, "top_crop": res.top_crop}
     return {

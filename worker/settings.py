@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -44,10 +44,14 @@ class Settings(BaseSettings):
     # Models: a folder per modality; unset uses the model shipped with the package.
     image_model: Path | None = None
     audio_model: Path | None = None  # unset and none shipped: recordings are refused
+    video_model: Path | None = None  # unset and none shipped: videos are refused
     # The model store (versions, promotion, rollback); its active version of a modality
-    # takes precedence over the two settings above. Default: data_dir/models.
+    # takes precedence over the settings above. Default: data_dir/models.
     model_store_dir: Path | None = None
     max_audio_seconds: float = 20 * 60.0  # longer recordings are refused (too_long)
+    # Longer videos are refused (too_long). Unless set, the task time limits below grow
+    # with it: one video is scored in one task (see video_task_seconds).
+    max_video_seconds: float = 3 * 3600.0
 
     # Workers.
     embedded_workers: int = 2  # in-process pool size of the embedded default
@@ -58,6 +62,8 @@ class Settings(BaseSettings):
     # ... and, when it found fewer, waits this long once for more (0: take what is there).
     microbatch_wait_ms: float = 0.0
     torch_threads: int = 0  # per worker process; 0: cores / worker processes
+    # A scan task's Celery limits. Unset: sized for the longest video allowed (at least
+    # 240 s; 720 s with the default 3-hour videos) and the soft limit + 60 s.
     soft_time_limit_s: int = 240
     hard_time_limit_s: int = 300
     # A queued item whose message was lost (a broker restart without persistence) is sent
@@ -74,6 +80,19 @@ class Settings(BaseSettings):
                 return json.loads(v)
             return [p for p in v.split(os.pathsep) if p]
         return v
+
+    @model_validator(mode="after")
+    def _size_time_limits(self) -> Settings:
+        # Explicit values (arguments or SYNTHGUARD_*_TIME_LIMIT_S) are kept as given.
+        given = self.model_fields_set
+        if "soft_time_limit_s" not in given:
+            soft = max(240, video_task_seconds(self.max_video_seconds))
+            if "hard_time_limit_s" in given:
+                soft = min(soft, max(1, self.hard_time_limit_s * 4 // 5))
+            self.soft_time_limit_s = soft
+        if "hard_time_limit_s" not in given:
+            self.hard_time_limit_s = self.soft_time_limit_s + 60
+        return self
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -98,6 +117,22 @@ class Settings(BaseSettings):
         if self.require_keys is not None:
             return self.require_keys
         return not _is_loopback(self.host)
+
+
+# What one video costs a worker, measured on 2 CPU threads: its sampled frames (at most
+# 240 whatever the length: seeking, face detection, crops) 9 s at 160x160 and about
+# 90 s at 1080p with keyframes 10 s apart (0.13 s of face detection per frame, 0.25 s
+# of decoding per seek); 4K has four times the pixels (not measured). The voice track
+# (decode and voice model) 0.016 s per second of video.
+_VIDEO_FRAMES_S = 180.0
+_VIDEO_S_PER_S = 0.05  # the voice track, three times over
+
+
+def video_task_seconds(max_video_seconds: float) -> int:
+    """A time limit under which a worker scores the longest video allowed (a 3-hour
+    video: 720 s). A task scores one video at least, and more only while half its soft
+    limit is left (``worker.scanning``), so this also bounds a task of many videos."""
+    return int(_VIDEO_FRAMES_S + _VIDEO_S_PER_S * max(0.0, max_video_seconds))
 
 
 def _is_loopback(host: str) -> bool:

@@ -10,7 +10,7 @@ import logging
 
 from worker.batches import expand_batch
 from worker.db import new_id
-from worker.dispatch import Dispatcher
+from worker.dispatch import Dispatcher, send_in_chunks
 from worker.scanning import ProcessReport, mark_crashed, process_scans
 from worker.settings import Settings
 
@@ -18,18 +18,30 @@ log = logging.getLogger(__name__)
 
 
 def run_process_scans(
-    scan_ids: list[str], *, settings: Settings, owner: str | None = None
+    scan_ids: list[str],
+    *,
+    settings: Settings,
+    owner: str | None = None,
+    dispatcher: Dispatcher | None = None,
 ) -> ProcessReport:
-    """``owner``: the task's id (Celery keeps it when it redelivers a message)."""
+    """``owner``: the task's id (Celery keeps it when it redelivers a message). The videos
+    the task had no time for are sent again through ``dispatcher`` (default: the
+    worker's broker), one per message."""
     owner = owner or new_id()
     try:
-        return process_scans(scan_ids, settings=settings, owner=owner)
+        report = process_scans(scan_ids, settings=settings, owner=owner)
     except Exception as exc:
         log.exception("scoring %d scans failed", len(scan_ids))
         mark_crashed(
             scan_ids, settings=settings, message=f"{type(exc).__name__}: {exc}", owner=owner
         )
         raise
+    for queue, ids in report.released.items():
+        try:
+            send_in_chunks(dispatcher or _dispatcher(settings), ids, queue, 1)
+        except Exception:  # they are queued in the database: the janitor sends them later
+            log.warning("could not send %d videos again", len(ids), exc_info=True)
+    return report
 
 
 def run_expand_batch(
