@@ -32,7 +32,7 @@ from generators.video._paste import (
     check_tracking,
     check_video_source,
     identity_key,
-    largest_face,
+    main_face,
     roi_around,
     square_crop,
     swap_region,
@@ -284,7 +284,7 @@ class AESwap(Generator):
         return [int(k) for k in cast(Identities, self.nets["identities"]).keys]
 
     def face_crops(self, source: Any) -> dict[str, np.ndarray]:
-        """Per parent, the ``(N, S, S, 3)`` uint8 crops of the largest face in
+        """Per parent, the ``(N, S, S, 3)`` uint8 crops of the main face (``main_face``) in
         ``frames_per_clip`` evenly spaced frames of each of its clips."""
         cfg: AESwapConfig = self.config
         crops: dict[str, list[np.ndarray]] = {}
@@ -292,7 +292,7 @@ class AESwap(Generator):
             frames = item.load(max_side=cfg.max_side).frames
             picks = np.linspace(0, len(frames) - 1, cfg.frames_per_clip).round().astype(int)
             for t in np.unique(picks):
-                found = largest_face(frames[t], work_side=cfg.detect_side)
+                found = main_face(frames[t], work_side=cfg.detect_side)
                 if found is not None:
                     crop, _ = square_crop(frames[t], found, margin=cfg.margin, size=cfg.image_size)
                     crops.setdefault(item.parent, []).append(crop)

@@ -3,7 +3,7 @@
 Rossler et al., "FaceForensics++: Learning to Detect Manipulated Facial Images", 2019,
 https://arxiv.org/abs/1901.08971, built its FaceSwap set with a graphics pipeline of the
 same kind: a face of another person is fitted onto the tracked face of a real clip and
-blended in. Here ``fit`` gathers a bank of real faces (the largest face in a few frames
+blended in. Here ``fit`` gathers a bank of real faces (the main face in a few frames
 of every training clip, with its identity); ``generate`` puts a face of another identity
 onto each target clip, frame by frame: box-to-box affine warp (or an eye-to-eye
 similarity when OpenCV's eye cascade finds both eyes in both faces), colour transfer in
@@ -34,14 +34,16 @@ from generators.video._paste import (
     box_affine,
     check_tracking,
     check_video_source,
+    eyes_available,
     eyes_similarity,
     find_eyes,
     identity_key,
-    largest_face,
+    main_face,
     plausible_eye_map,
     roi_around,
     square_crop,
     swap_region,
+    track_eyes,
     track_faces,
     warp_into,
 )
@@ -166,7 +168,7 @@ class FaceSwap(Generator):
         return bank
 
     def fit(self, source: Any, *, on_step: StepFn | None = None) -> FitReport:
-        """Fill the face bank from ``source``'s clips (a ``VideoSource``): the largest face in
+        """Fill the face bank from ``source``'s clips (a ``VideoSource``): the main face in
         ``bank_frames`` evenly spaced frames of each clip, with the clip's parent as its
         identity. Learns nothing; ``steps`` counts the clips searched."""
         start = time.perf_counter()
@@ -190,10 +192,9 @@ class FaceSwap(Generator):
             frames = item.load(max_side=cfg.max_side).frames
             picks = np.unique(np.linspace(0, len(frames) - 1, cfg.bank_frames).round().astype(int))
             for t in picks:
-                found = largest_face(frames[t], work_side=cfg.detect_side)
-                if found is None:
+                box = main_face(frames[t], work_side=cfg.detect_side)
+                if box is None:
                     continue
-                box = found
                 crop, crop_box = square_crop(
                     frames[t], box, margin=cfg.bank_margin, size=cfg.bank_size
                 )
@@ -231,19 +232,21 @@ class FaceSwap(Generator):
             work_side=cfg.detect_side,
         )
         frames = clip.frames.copy()
+        if cfg.align_eyes and face_eyes is not None and eyes_available():
+            target_eyes = track_eyes(frames, tracked)
+        else:
+            target_eyes = [None] * len(frames)
         boxes: list[list[list[int]]] = []
-        for t, found in enumerate(tracked):
-            if found is None:
+        for t, target in enumerate(tracked):
+            if target is None:
                 boxes.append([])
                 continue
-            target = found
             m = box_affine(face_box, target)
-            if cfg.align_eyes and face_eyes is not None:
-                target_eyes = find_eyes(frames[t], target)
-                if target_eyes is not None:
-                    by_eyes = eyes_similarity(face_eyes, target_eyes)
-                    if plausible_eye_map(by_eyes, m):
-                        m = by_eyes
+            eyes = target_eyes[t]
+            if face_eyes is not None and eyes is not None:
+                by_eyes = eyes_similarity(face_eyes, eyes)
+                if plausible_eye_map(by_eyes, m):
+                    m = by_eyes
             roi = roi_around(target, pad=ROI_PAD, width=width, height=height)
             frames[t], changed = swap_region(
                 frames[t],

@@ -21,7 +21,7 @@ from generators import create, load_generator, save_generator
 from generators.base import Samples
 from generators.registry import family
 from generators.sources.video import VideoItem, VideoSource, pan_zoom_clip
-from generators.video._paste import identity_key
+from generators.video._paste import identity_key, main_face_runs
 from generators.video.ae_swap import AESwap
 from generators.video.faceswap import FaceSwap
 from generators.video.voice_swap import VoiceSwap
@@ -187,3 +187,11 @@ def test_voice_swap_refuses_clips_without_voice(clips: VideoSource) -> None:
         gen.generate(1, seed=0, source=silent)
     with pytest.raises(ValueError, match="valid values"):
         create("voice_swap", preset="tiny", vocoder="faceswap")
+
+
+def test_main_face_runs_drop_a_weaker_face() -> None:
+    face, other = (10.0, 10.0, 20.0, 20.0), (60.0, 10.0, 30.0, 30.0)
+    boxes = [face, face, None, other, other, other, None, face]
+    scores = [6.0, 7.0, 0.0, 2.0, 2.5, 2.0, 0.0, 5.0]
+    # The main face's runs stay (also after it was lost); the long weak one goes.
+    assert main_face_runs(boxes, scores) == [True, True, False, False, False, False, False, True]
