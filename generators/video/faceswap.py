@@ -29,23 +29,25 @@ from generators.image._tensor import item_seeds
 from generators.registry import register
 from generators.video._paste import (
     BLENDS,
-    Box,
-    Eyes,
     box_affine,
-    check_tracking,
-    check_video_source,
-    eyes_available,
     eyes_similarity,
-    find_eyes,
-    identity_key,
-    main_face,
     plausible_eye_map,
     roi_around,
     square_crop,
     swap_region,
+    warp_into,
+)
+from generators.video._track import (
+    Box,
+    Eyes,
+    check_tracking,
+    check_video_source,
+    eyes_available,
+    find_eyes,
+    identity_key,
+    main_face,
     track_eyes,
     track_faces,
-    warp_into,
 )
 
 ROI_PAD = 0.3  # the region pasted in: the face box plus this much of its size each side

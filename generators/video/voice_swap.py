@@ -27,7 +27,9 @@ from generators.base import FitReport, Generator, Samples, StepFn
 from generators.image._tensor import item_seeds
 from generators.registry import create, names, register
 from generators.sources.audio import AudioSource
-from generators.video._paste import check_video_source
+from generators.video._track import (
+    check_video_source,
+)
 
 MIN_VOICE_S = 0.25  # shorter tracks hold too little to resynthesise (and to hear)
 

@@ -21,7 +21,7 @@ from generators import create, load_generator, save_generator
 from generators.base import Samples
 from generators.registry import family
 from generators.sources.video import VideoItem, VideoSource, pan_zoom_clip
-from generators.video._paste import identity_key, main_face_runs
+from generators.video._track import identity_key, main_face_runs
 from generators.video.ae_swap import AESwap
 from generators.video.faceswap import FaceSwap
 from generators.video.voice_swap import VoiceSwap
