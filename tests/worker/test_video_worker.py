@@ -36,6 +36,25 @@ def clips(corpus: Path, n: int, *, offset: int = 0) -> list[bytes]:
     return [p.read_bytes() for p in paths[offset : offset + n]]
 
 
+def test_time_limits_are_sized_for_the_longest_video(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("SOFT_TIME_LIMIT_S", "HARD_TIME_LIMIT_S", "MAX_VIDEO_SECONDS"):
+        monkeypatch.delenv(f"SYNTHGUARD_{var}", raising=False)
+    s = Settings()
+    assert s.max_video_seconds == 3 * 3600 and s.video_model is None
+    assert (s.soft_time_limit_s, s.hard_time_limit_s) == (720, 780)  # a 3-hour video
+    assert (Settings(max_video_seconds=60).soft_time_limit_s) == 240  # never below 240 s
+    monkeypatch.setenv("SYNTHGUARD_MAX_VIDEO_SECONDS", "7200")
+    assert (Settings().soft_time_limit_s, Settings().hard_time_limit_s) == (540, 600)
+    monkeypatch.setenv("SYNTHGUARD_SOFT_TIME_LIMIT_S", "100")  # given: kept as it is
+    assert (Settings().soft_time_limit_s, Settings().hard_time_limit_s) == (100, 160)
+    monkeypatch.setenv("SYNTHGUARD_HARD_TIME_LIMIT_S", "120")
+    assert (Settings().soft_time_limit_s, Settings().hard_time_limit_s) == (100, 120)
+    monkeypatch.delenv("SYNTHGUARD_SOFT_TIME_LIMIT_S")
+    assert Settings().soft_time_limit_s == 96  # under a given hard limit
+    monkeypatch.setenv("SYNTHGUARD_VIDEO_MODEL", "/models/video")
+    assert Settings().video_model == Path("/models/video")
+
+
 def test_a_task_scores_videos_in_its_time_and_requeues_the_rest(
     tmp_path: Path, tiny_video_model: Path, tiny_video_corpus: Path
 ) -> None:
