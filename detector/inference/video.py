@@ -11,7 +11,8 @@ saying how frames are sampled and how the evidence is combined:
 3. The visual logit is the mean of the top quarter of the frame logits: a swap that
    covers part of the video still counts, and a long real video does not look more
    synthetic the longer it is (the same rule as the voice timeline).
-4. The voice track, when there is one, is scored by the voice detector (its clip logit).
+4. The voice track, when there is one, is scored by the voice detector (its clip logit;
+   a track longer than 10 minutes in 10-minute windows, the largest window logit).
 5. Each of the two logits is mapped by a logistic fit on validation videos
    (``a * logit + b``); the video's logit is the larger of the two (a video is as
    synthetic as its most synthetic evidence), and the threshold and uncertain band
@@ -49,6 +50,7 @@ from detector.media.video import (
 
 VideoInput = str | Path | bytes
 FRAME_BATCH = 32  # frames whose crops go through the model together
+VOICE_WINDOW_S = 600.0  # the voice track is decoded and scored this much at a time
 
 
 @dataclass(frozen=True)
@@ -177,11 +179,7 @@ class VideoDetector(Detector):
             raise MediaError("corrupt_media", "no frame of the video could be decoded")
         voice_logit, segments = None, []
         if self.voice is not None and self.scoring.use_voice and info.has_audio:
-            audio = decode_audio_track(src, limits=self.video_limits)
-            if audio is not None and len(audio) > 0:
-                res = self.voice.score(audio)[0]
-                if res.error is None and res.logit is not None:
-                    voice_logit, segments = res.logit, res.segments
+            voice_logit, segments = self._voice_evidence(src, info.duration_s)
         return VideoEvidence(
             frames=frames,
             visual=aggregate_frames([f.logit for f in frames], self.scoring.top_fraction),
@@ -189,6 +187,34 @@ class VideoDetector(Detector):
             voice_segments=segments,
             media=video_facts(info),
         )
+
+    def _voice_evidence(
+        self, src: Path | bytes, duration_s: float
+    ) -> tuple[float | None, list[dict[str, Any]]]:
+        """The voice track, scored in windows of ``VOICE_WINDOW_S`` (a 3-hour track is
+        never held whole): the segments of every window, in the video's time, and the
+        largest window logit (within one window, the voice detector's own clip rule)."""
+        assert self.voice is not None
+        logits: list[float] = []
+        segments: list[dict[str, Any]] = []
+        start = 0.0
+        while start < max(duration_s, 1e-3):
+            end = start + VOICE_WINDOW_S
+            audio = decode_audio_track(src, limits=self.video_limits, start_s=start,
+                                       end_s=end if end < duration_s else None)  # fmt: skip
+            if audio is None:
+                break
+            if len(audio):
+                res = self.voice.score(audio)[0]
+                if res.error is None and res.logit is not None:
+                    logits.append(res.logit)
+                    segments += [
+                        {**seg, "start_s": round(seg["start_s"] + start, 3),
+                         "end_s": round(seg["end_s"] + start, 3)}
+                        for seg in res.segments
+                    ]  # fmt: skip
+            start = end
+        return (max(logits) if logits else None), segments
 
     def _frame_evidence(self, frames: Iterator[Any]) -> list[FrameEvidence]:
         out: list[FrameEvidence] = []

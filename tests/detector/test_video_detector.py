@@ -187,3 +187,27 @@ def test_evaluate_reports_video_and_frame_metrics(tiny_video_model, tiny_video_c
     for name in ("metrics.json", "summary.md", "roc.png", "leave_one_out.png"):
         assert (tmp_path / "report" / name).is_file()
     assert not (tmp_path / "report" / "perturbed").exists()
+
+
+def test_voice_track_is_scored_in_windows(tiny_video_model, tiny_video_corpus, monkeypatch):
+    """A long track is read window by window; segments stay in the video's time."""
+    import detector.inference.video as video
+
+    rows = read_manifest(tiny_video_corpus)
+    voiced = tiny_video_corpus / next(r for r in rows if r.label == "real" and r.has_audio).path
+    det = Detector.load(tiny_video_model)
+    whole = det.evidence(voiced)
+    monkeypatch.setattr(video, "VOICE_WINDOW_S", 1.0)  # 2 s clip: two windows
+    windowed = det.evidence(voiced)
+    assert windowed.voice is not None and whole.voice is not None
+    starts = [s["start_s"] for s in windowed.voice_segments]
+    assert starts == sorted(starts) and max(s["end_s"] for s in windowed.voice_segments) <= 2.01
+    assert any(s["start_s"] >= 1.0 for s in windowed.voice_segments)
+
+
+def test_gate_compares_video_models(tiny_video_model, tiny_video_corpus):
+    from detector.eval.gate import evaluation_gate
+
+    gate = evaluation_gate(tiny_video_model, tiny_video_model, [tiny_video_corpus])
+    assert gate["passed"], gate["summary"]  # a model against itself: nothing forgotten
+    assert gate["test_items"]["real"] > 0 and gate["test_items"]["synthetic"] > 0
