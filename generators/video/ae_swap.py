@@ -58,8 +58,9 @@ class AESwapConfig:
     channels: int = 24  # encoder width at full resolution, doubled per stride-2 conv
     latent: int = 256  # the dense bottleneck: what both decoders share
     batch_size: int = 8  # per identity and step
-    # ~0.24 s a step on 2 idle cores (2 x 8 crops of 64 px): ~4 minutes, plus ~15 s to
-    # find the faces of the six starter clips.
+    # A step (2 x 8 crops of 64 px) took 0.21-0.24 s on 2 idle cores and 0.3 s on one
+    # thread of a busy 2-core machine, where the whole fit on the six starter clips (15 s
+    # of it finding faces) took 5.3 minutes.
     steps: int = 1000
     lr: float = 5e-4
     betas: tuple[float, float] = (0.5, 0.999)  # the deepfakes code's Adam settings
