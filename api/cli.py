@@ -303,7 +303,12 @@ def _print_build(report: Any, seconds: float) -> None:
     def auc(key: str) -> str:
         return "n/a" if a[key] is None else f"{a[key]:.3f}"
 
-    if "auc_duration" in a:
+    if "auc_crf" in a:
+        facts = (
+            f"CRF {auc('auc_crf')}, frame rate {auc('auc_fps')}, size {auc('auc_dimensions')}, "
+            f"duration {auc('auc_duration')}, file bytes {auc('auc_file_bytes')}"
+        )
+    elif "auc_duration" in a:
         facts = (
             f"codec {auc('auc_format')}, bitrate {auc('auc_bitrate')}, "
             f"duration {auc('auc_duration')}, file bytes {auc('auc_file_bytes')}"

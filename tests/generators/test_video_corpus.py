@@ -145,3 +145,23 @@ def test_a_folder_of_fake_videos_joins_as_a_generator(tmp_path, tiny_video_corpu
     for r in rows:
         assert r.boxes is None  # what changed is not known: every face counts
         assert max(r.width, r.height) == 128 and r.format == "mp4"
+
+
+def test_cli_builds_a_video_corpus(tmp_path, tiny_video_corpus):
+    from typer.testing import CliRunner
+
+    from api.cli import app
+
+    real = json.loads((tiny_video_corpus / "corpus.json").read_text())["config"]["real"]
+    args = ["corpus", "build", "--modality", "video", "--real", real, "--generators",
+            "faceswap", "--preset", "tiny", "--per-generator", "2", "--max-side", "96",
+            "--clip-seconds", "1", "--max-clips", "1", "--crf", "20-24",
+            "--out", str(tmp_path / "c")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "CRF" in result.output and "frame rate" in result.output  # the video audit
+    rows = read_manifest(tmp_path / "c")
+    assert {r.encoding["crf"] for r in rows} <= set(range(20, 25))
+    assert all(max(r.width, r.height) == 96 and r.duration_s == pytest.approx(1.0) for r in rows)
+    bad = CliRunner().invoke(app, [*args[:-2], "--crf", "high", "--out", str(tmp_path / "d")])
+    assert bad.exit_code == 2 and "--crf" in bad.output
