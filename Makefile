@@ -115,6 +115,7 @@ default-video-model: install
 bench: install services
 	$(BIN)/python -m bench.image_scan
 	$(BIN)/python -m bench.audio_scan
+	$(BIN)/python -m bench.video_scan
 	$(BIN)/python -m bench.service_batch --workers 1 --json bench/results/service_batch_1.json
 	$(BIN)/python -m bench.service_batch --workers 2
 	$(BIN)/python -m bench.service_latency

@@ -26,6 +26,12 @@ def rows(folder: Path) -> list[tuple[str, str, str, str]]:
         out.append((f"audio_scan ({r['threads']} thread)", f"{r['pipeline_x_realtime']:.0f}x vs "
                     f"{r['raw_forward_x_realtime']:.0f}x real time", f"{r['ratio']:.2f}",
                     ">= 0.8 and >= 200x"))  # fmt: skip
+    if r := _load(folder, "video_scan"):
+        out.append((f"video_scan ({r['threads']} threads)",
+                    f"{r['clip']['seconds']:.0f} s 720p clip in {r['pipeline_s']:.1f} s = "
+                    f"{r['pipeline_x_realtime']:.1f}x real time; face model alone "
+                    f"{r['raw_forward_s']:.2f} s", f"{r['ratio']:.2f}",
+                    ">= 0.7 and >= 2x"))  # fmt: skip
     for name, label in (("service_batch_1", "1 worker"), ("service_batch", "2 workers")):
         if r := _load(folder, name):
             out.append((f"service_batch ({label})", f"{r['service_images_per_s']:.0f} vs "

@@ -37,7 +37,7 @@ ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 class FaceCropConfig:
     """How face crops are taken: in training, in evaluation and at scan time alike."""
 
-    fps: float = 2.0  # frames sampled per second of video
+    fps: float = 4.0  # frames sampled per second of video (building the face corpus)
     max_frames: int = 16  # per clip (spread evenly) when building the face corpus
     size: int = 128  # crop side in pixels
     margin: float = 0.3  # of the face's side, on each side
