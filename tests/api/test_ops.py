@@ -178,7 +178,7 @@ def test_models(client: TestClient, settings: Settings) -> None:
     resp = client.get("/v1/models")
     assert resp.status_code == 200
     models = {m["modality"]: m for m in resp.json()}
-    assert set(models) == {"image", "audio"}  # both shipped with the package
+    assert set(models) == {"image", "audio", "video"}  # all shipped with the package
     for modality, model in models.items():
         ident = active_models(settings)[modality]
         assert (model["name"], model["version"]) == (ident.name, ident.version)

@@ -51,7 +51,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def test_models_lists_the_voice_model(client: TestClient) -> None:
     models = {m["modality"]: m for m in client.get("/v1/models").json()}
-    assert set(models) == {"image", "audio"}
+    assert {"image", "audio"} <= set(models)
     assert models["audio"]["name"] == "audio_cnn" and models["audio"]["threshold"] == 0.5
 
 
@@ -138,6 +138,6 @@ def test_a_server_without_a_voice_model_refuses_recordings(tmp_path: Path, monke
     with running_app(settings) as client:
         resp = client.post("/v1/scans?wait=30", files={"file": ("v.wav", wav(8))})
         assert "voice model" in assert_error(resp, 415, "unsupported_media")
-        assert [m["modality"] for m in client.get("/v1/models").json()] == ["image"]
+        assert "audio" not in [m["modality"] for m in client.get("/v1/models").json()]
         view = client.post("/v1/scans?wait=30", files={"file": ("a.png", png(2))}).json()
         assert wait_scan(client, view["id"])["status"] == "done"
