@@ -344,7 +344,8 @@ def test_cancel_while_a_folder_is_expanding_then_resume(client: TestClient, root
     assert view["status"] == "canceled" and view["total"] == 0
     resumed = client.post(f"/v1/batches/{batch_id}/resume")
     assert resumed.status_code == 200, resumed.text
-    assert resumed.json()["status"] == "expanding"
+    # Expanding again; the pool may already have listed the 5 files when the answer is built.
+    assert resumed.json()["status"] in ("expanding", "running")
     view = wait_batch(client, batch_id)
     assert view["status"] == "done" and view["total"] == 5 and view["counts"]["done"] == 5
 

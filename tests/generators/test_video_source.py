@@ -161,7 +161,8 @@ def test_starter_cache(tmp_path: Path) -> None:
     assert {f: f.stat().st_mtime_ns for f in stamps} == stamps  # reused, not rewritten
     clip = source.items[0].load()
     assert clip.frames.shape == (25, 160, 160, 3) and clip.fps == pytest.approx(25.0)
-    assert detect_faces(clip.frames[12])  # the astronaut's face, moving
+    # The astronaut's face, moving (at times partly out of the frame: most frames, not all).
+    assert sum(bool(detect_faces(f)) for f in clip.frames) >= len(clip.frames) // 2
     with sample_frames(source.items[1].origin, SamplingConfig(mode="uniform", n=2)) as frames:
         assert all(detect_faces(f.pixels) for f in frames)  # Grace Hopper's
 
