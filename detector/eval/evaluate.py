@@ -190,6 +190,16 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
         held_out[fam] = per_family[fam]["auc"]
         held_out_eer[fam] = per_family[fam]["eer"]
         progress("leave one out", k + 1, len(families), {})
+    return loo_summary(families, held_out, held_out_eer, matrix)
+
+
+def loo_summary(
+    families: list[str],
+    held_out: dict[str, float | None],
+    held_out_eer: dict[str, float | None],
+    matrix: dict[str, dict[str, float | None]],
+) -> dict[str, Any]:
+    """The leave-one-out report: per family held out, its AUC and EER, and their means."""
     aucs = [v for v in held_out.values() if v is not None]
     eers = [v for v in held_out_eer.values() if v is not None]
     return {

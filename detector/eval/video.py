@@ -150,6 +150,7 @@ def _leave_one_out(
 ) -> dict[str, Any]:
     """For each family: a video model trained (face model and calibration) without it,
     measured on it. The voice model is the one in the evaluated model's folder."""
+    from detector.eval.evaluate import loo_summary
     from detector.train.video import train_video_detector
 
     families = sorted({it.family for it in test if it.label == 1})
@@ -174,16 +175,7 @@ def _leave_one_out(
         held_out[fam] = per_family[fam]["auc"]
         held_out_eer[fam] = per_family[fam]["eer"]
         progress("leave one out", k + 1, len(families), {})
-    aucs = [v for v in held_out.values() if v is not None]
-    eers = [v for v in held_out_eer.values() if v is not None]
-    return {
-        "families": families,
-        "held_out_auc": held_out,
-        "mean_auc": float(np.mean(aucs)) if aucs else None,
-        "held_out_eer": held_out_eer,
-        "mean_eer": float(np.mean(eers)) if eers else None,
-        "matrix": matrix,
-    }
+    return loo_summary(families, held_out, held_out_eer, matrix)
 
 
 def video_shortcut_audit(train: Sequence[Item], test: Sequence[Item]) -> dict[str, float | None]:
