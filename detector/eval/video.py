@@ -18,6 +18,7 @@ from detector.data.corpus import Item, read_items, select
 from detector.eval.audit import shortcut_auc
 from detector.eval.metrics import binary_metrics
 from detector.inference.video import VideoDetector
+from detector.train.video import video_metrics
 
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
 
@@ -98,18 +99,13 @@ def evaluate_video(
         "model": {"name": det.name, "version": det.version, "path": str(model or "default")},
         "modality": "video",
         "corpora": [str(Path(c).resolve()) for c in corpora],
-        "overall": binary_metrics(y, probs, threshold=thr),
-        "per_generator": {},
-        "per_family": {},
+        **video_metrics(test, probs, thr),  # overall, per_generator, per_family
         "frames": det.card.get("face", {}).get("metrics", {}).get("test", {}),
     }
     curves = {"all": (y, probs)}
-    for key, attr in (("per_generator", "generator"), ("per_family", "family")):
-        for name in sorted({getattr(it, attr) for it in test if it.label == 1}):
-            m = (y == 0) | np.array([getattr(it, attr) == name for it in test])
-            report[key][name] = binary_metrics(y[m], probs[m], threshold=thr)
-            if key == "per_generator":
-                curves[name] = (y[m], probs[m])
+    for name in report["per_generator"]:
+        m = (y == 0) | np.array([it.generator == name for it in test])
+        curves[name] = (y[m], probs[m])
     report["shortcut_audit"] = video_shortcut_audit(select(items, split="train"), test)
 
     if robustness:

@@ -43,7 +43,6 @@ from detector.media.video import (
     SamplingConfig,
     VideoLimits,
     decode_audio_track,
-    probe_video,
     sample_frames,
     video_facts,
 )
@@ -172,9 +171,11 @@ class VideoDetector(Detector):
         """Decode, find faces, score crops and the voice track: uncalibrated evidence.
         Raises ``MediaError`` for a file that cannot be used."""
         src = item if isinstance(item, bytes) else Path(item)
-        info = probe_video(src, limits=self.video_limits)
-        frames = self._frame_evidence(sample_frames(src, sampling or self.scoring.sampling,
-                                                    limits=self.video_limits))  # fmt: skip
+        # The stream checks the header (what probe_video does) and carries its facts.
+        with sample_frames(src, sampling or self.scoring.sampling,
+                           limits=self.video_limits) as stream:  # fmt: skip
+            info = stream.info
+            frames = self._frame_evidence(stream)
         if not frames:
             raise MediaError("corrupt_media", "no frame of the video could be decoded")
         voice_logit, segments = None, []
