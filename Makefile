@@ -94,12 +94,19 @@ default-voice-model: install
 		--out runs/voice-default-report --robustness
 
 # The video model shipped in detector/weights/video: corpus, training, evaluation. Needs a
-# folder of real video with faces (VIDEO_REAL; ../shared/data/real_video/faces in this
-# project's checkouts: 24 talking-head clips, cut into clips of 3 s, at most 12 each).
-VIDEO_REAL ?= ../shared/data/real_video/faces
-VIDEO_PER_GENERATOR ?= 80
+# folder of real video and photos with faces (VIDEO_REAL). By default it is made of links
+# to this project's shared data: 24 talking-head videos (cut into clips of 3 s, at most
+# 12 each) and 147 face photos (each a 3 s pan-and-zoom clip when a face is found).
+SHARED_DATA ?= ../shared/data
+VIDEO_REAL ?= corpora/video-real
+VIDEO_PER_GENERATOR ?= 110
 VIDEO_GENERATORS := faceswap,ae_swap,voice_swap
-default-video-model: install
+corpora/video-real:
+	test -d $(SHARED_DATA)/real_video/faces && test -d $(SHARED_DATA)/real_images/faces
+	mkdir -p $@/video $@/photos
+	ln -sfn $(abspath $(SHARED_DATA))/real_video/faces/* $@/video/
+	ln -sfn $(abspath $(SHARED_DATA))/real_images/faces/* $@/photos/
+default-video-model: install $(VIDEO_REAL)
 	$(BIN)/synthguard corpus build --modality video --real $(VIDEO_REAL) \
 		--generators $(VIDEO_GENERATORS) --preset default --per-generator $(VIDEO_PER_GENERATOR) \
 		--clip-seconds 3 --max-clips 12 --out corpora/video-default

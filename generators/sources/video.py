@@ -4,10 +4,16 @@ Corpus items are clips, not files: a long video gives several consecutive clips,
 with the video as their ``parent`` so that corpus splits never put two clips of one
 video on both sides. Every file is read through the one video path
 (``detector.media.video``), recognised by its content.
+
+A folder may also hold photos of faces (read through the one image path): each becomes
+a silent pan-and-zoom clip around its main face, rendered when loaded. Talking-head
+video is scarce and face photos are not; more people means a face model that learns
+the swaps rather than the faces.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,7 +25,16 @@ import numpy as np
 
 from detector.media import decode_image
 from detector.media.errors import MediaError
-from detector.media.video import VideoClip, VideoLimits, encode_video, load_clip, probe_video
+from detector.media.faces import detect_faces
+from detector.media.image import ImageLimits, sniff_image_format
+from detector.media.video import (
+    VideoClip,
+    VideoLimits,
+    decode_audio_track,
+    encode_video,
+    load_clip,
+    probe_video,
+)
 from generators.sources.base import MediaSource, Skipped
 from generators.sources.starter import _package_dir
 
@@ -34,14 +49,26 @@ class VideoItem:
     start_s: float
     end_s: float
     license: str = ""
+    # A photo's clip: the main face's box (x, y, w, h) in the photo, which the camera
+    # frames. ``None`` for a video's clip.
+    photo_face: tuple[int, int, int, int] | None = None
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
     def load(self, *, max_side: int | None = None) -> VideoClip:
-        """Frames and voice track of the clip, through the one video decoder."""
+        """Frames and voice track of the clip, through the one video decoder (a photo's
+        clip: rendered from the photo, silent)."""
+        if self.photo_face is not None:
+            return photo_clip(self, max_side=max_side)
         return load_clip(self.origin, start_s=self.start_s, end_s=self.end_s, max_side=max_side)
+
+    def voice(self) -> np.ndarray | None:
+        """The clip's voice track (16 kHz mono), ``None`` when it has none."""
+        if self.photo_face is not None:
+            return None
+        return decode_audio_track(self.origin, start_s=self.start_s, end_s=self.end_s)
 
 
 @dataclass
@@ -115,11 +142,16 @@ def open_video_folder(
     max_clips: int = 8,
     min_seconds: float = 1.0,
     limits: VideoLimits | None = None,
+    photos: bool = True,
     on_file: Callable[[int, Path], None] | None = None,
 ) -> VideoSource:
     """Every video under ``path`` (recursive, by content), cut into clips; the files that
     cannot be used are in ``skipped`` with their error code. Ids are the files' paths
-    relative to the folder (``<rel>#<k>``), so they are stable across machines."""
+    relative to the folder (``<rel>#<k>``), so they are stable across machines.
+
+    With ``photos``, a photo that shows a face becomes one ``clip_seconds`` pan-and-zoom
+    clip around it (:func:`photo_clip`); photos without a usable face are skipped
+    (``no_face``)."""
     if not clip_seconds > 0 or max_clips < 1 or not 0 < min_seconds <= clip_seconds:
         raise ValueError(
             "need clip_seconds > 0, max_clips >= 1 and 0 < min_seconds <= clip_seconds; "
@@ -137,13 +169,80 @@ def open_video_folder(
         if on_file is not None:
             on_file(i, file)
         rel = file.relative_to(root).as_posix()
-        got = _clips(file, rel, rel, clip_seconds=clip_seconds, max_clips=max_clips,
-                     min_seconds=min_seconds, limits=limits)  # fmt: skip
+        if photos and _is_photo(file):
+            got = _photo_clips(file, rel, clip_seconds=clip_seconds)
+        else:
+            got = _clips(file, rel, rel, clip_seconds=clip_seconds, max_clips=max_clips,
+                         min_seconds=min_seconds, limits=limits)  # fmt: skip
         if isinstance(got, Skipped):
             skipped.append(got)
         else:
             items.extend(got)
     return VideoSource(spec=str(root), items=items, skipped=skipped)
+
+
+# --- photos of faces: one silent clip each ---------------------------------------------------
+
+PHOTO_FPS, PHOTO_SIDE = 25.0, 384  # a photo's clip: square, at most this large
+PHOTO_MIN_FACE = 48  # px: smaller faces are upscaled blur, no use to a face model
+PHOTO_VIEW = 2.6  # the camera's widest view: this many face sides, centred on the face
+PHOTO_ZOOM = (1.0, 1.25)  # at most 1.25x in: the face stays in view as the camera moves
+
+
+def _is_photo(file: Path) -> bool:
+    try:
+        with open(file, "rb") as f:
+            head = f.read(1 << 20)  # headers only: PIL identifies a format from its start
+    except OSError:
+        return False
+    return sniff_image_format(head) is not None
+
+
+def _photo_clips(file: Path, rel: str, *, clip_seconds: float) -> list[VideoItem] | Skipped:
+    try:
+        pixels = decode_image(file, limits=ImageLimits()).pixels
+    except MediaError as exc:
+        return Skipped(rel, exc.code, exc.message)
+    except OSError as exc:
+        return Skipped(rel, "corrupt_media", f"cannot read the file ({exc})")
+    faces = detect_faces(pixels, max_faces=4, work_side=640)
+    if not faces:
+        return Skipped(rel, "no_face", "a photo with no frontal face the detector finds")
+    sure = [b for b in faces if b.score >= 0.5 * faces[0].score]
+    face = max(sure, key=lambda b: b.w * b.h)
+    if min(face.w, face.h) < PHOTO_MIN_FACE:
+        return Skipped(
+            rel, "no_face", f"its face is {face.w}x{face.h} px; at least {PHOTO_MIN_FACE} px"
+        )
+    return [
+        VideoItem(
+            id=f"{rel}#0",
+            origin=str(file),
+            parent=rel,
+            start_s=0.0,
+            end_s=float(clip_seconds),
+            photo_face=(face.x, face.y, face.w, face.h),
+        )
+    ]
+
+
+def photo_clip(item: VideoItem, *, max_side: int | None = None) -> VideoClip:
+    """The clip of a photo item: a square camera view of about ``PHOTO_VIEW`` face sides
+    around its face, panning and zooming in slowly (:func:`pan_zoom_clip`, seeded by the
+    item's id), ``PHOTO_SIDE`` px or ``max_side`` if smaller, at 25 fps, silent."""
+    assert item.photo_face is not None
+    image = decode_image(item.origin, limits=ImageLimits()).pixels
+    ih, iw = image.shape[:2]
+    x, y, w, h = item.photo_face
+    view = min(round(PHOTO_VIEW * max(w, h)), iw, ih)
+    x0 = int(np.clip(x + w / 2 - view / 2, 0, iw - view))
+    y0 = int(np.clip(y + h / 2 - view / 2, 0, ih - view))
+    side = min(PHOTO_SIDE, max_side or PHOTO_SIDE)
+    seed = int(hashlib.sha256(item.id.encode()).hexdigest()[:8], 16)
+    frames = pan_zoom_clip(image[y0 : y0 + view, x0 : x0 + view], seconds=item.duration_s,
+                           fps=PHOTO_FPS, size=(side, side), zoom=PHOTO_ZOOM,
+                           seed=seed)  # fmt: skip
+    return VideoClip(frames=frames, fps=PHOTO_FPS)
 
 
 # --- starter: camera-like motion over real photos -----------------------------------------

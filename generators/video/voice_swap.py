@@ -22,7 +22,7 @@ import numpy as np
 from detector.config import check_preset, from_dict
 from detector.media.audio import SAMPLE_RATE, prepare_speech
 from detector.media.errors import MediaError
-from detector.media.video import VideoClip, decode_audio_track
+from detector.media.video import VideoClip
 from generators.base import FitReport, Generator, Samples, StepFn
 from generators.image._tensor import item_seeds
 from generators.registry import create, names, register
@@ -92,7 +92,7 @@ class ClipVoice:
 def voice_track(item: Any) -> np.ndarray | None:
     """The voice track of a ``VideoItem`` (16 kHz, as its clip holds it), without decoding
     the frames; ``None`` when the video has no audio."""
-    return decode_audio_track(item.origin, start_s=item.start_s, end_s=item.end_s)
+    return item.voice()
 
 
 def has_voice(audio: np.ndarray | None) -> bool:

@@ -124,6 +124,39 @@ def test_pick_and_splits_by_parent(folder: Path) -> None:
         empty.pick(1, seed=0)
 
 
+def test_photos_become_clips_around_their_face(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.jpg", quality=92)
+    Image.fromarray(skdata.coffee()).save(tmp_path / "coffee.png")  # no face
+    Image.fromarray(skdata.astronaut()[:40, :40]).save(tmp_path / "tiny.png")  # too small
+    (tmp_path / "clip.mp4").write_bytes(_video(2.0, audio=True))
+    whole = (tmp_path / "astronaut.jpg").read_bytes()
+    (tmp_path / "broken.jpg").write_bytes(whole[: len(whole) // 3])  # a cut download
+    source = open_video_folder(tmp_path, clip_seconds=1.2)
+    assert [it.id for it in source.items] == ["astronaut.jpg#0", "clip.mp4#0"]
+    photo, video = source.items
+    assert photo.parent == "astronaut.jpg" and photo.photo_face is not None
+    assert (photo.start_s, photo.end_s) == (0.0, 1.2) and video.photo_face is None
+    assert {s.path: s.code for s in source.skipped} == {
+        "broken.jpg": "corrupt_media",
+        "coffee.png": "no_face",
+        "tiny.png": "no_face",
+    }
+    clip = photo.load(max_side=128)
+    assert clip.frames.shape == (30, 128, 128, 3) and clip.fps == pytest.approx(25.0)
+    assert clip.audio is None and photo.voice() is None
+    assert video.voice() is not None
+    assert np.array_equal(photo.load(max_side=128).frames, clip.frames)  # deterministic
+    # The camera frames the face: it is found in every frame, moving a little.
+    boxes = [detect_faces(f) for f in clip.frames[::5]]
+    assert all(boxes)
+    centres = [(b[0].x + b[0].w / 2, b[0].y + b[0].h / 2) for b in boxes]
+    assert all(30 < x < 98 and 30 < y < 98 for x, y in centres)
+    assert not np.array_equal(clip.frames[0], clip.frames[-1])
+    assert [it.id for it in open_video_folder(tmp_path, photos=False).items] == ["clip.mp4#0"]
+
+
 def test_open_source_video(folder: Path) -> None:
     source = open_source(str(folder), modality="video", clip_seconds=3.0, max_clips=1)
     assert isinstance(source, VideoSource)
