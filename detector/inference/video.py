@@ -5,9 +5,13 @@ A video model folder holds the face model (an image detector trained on face cro
 saying how frames are sampled and how the evidence is combined:
 
 1. Frames are sampled (``scoring.sampling``: by default 2 per second, at most 240).
-2. In each frame the faces are found (OpenCV's bundled Haar cascade) and each face
-   crop is scored by the face model; the frame's logit is its most synthetic face.
-   A frame with no face is scored whole (resized so its shorter side is the crop size).
+2. In each frame the faces are found (OpenCV's bundled Haar cascade: the whole frame
+   searched on every ``detect_every``-th sampled frame, the faces followed between by
+   a search around their last place: ``detector.inference.video_faces``) and each face
+   crop is scored by the face model; the frame's logit is its most synthetic face. A
+   frame with no face is scored whole (resized so its shorter side is the crop size).
+   Decoding and detection run on a background thread while the model scores the
+   frames before.
 3. The visual logit is the mean of the top quarter of the frame logits: a swap that
    covers part of the video still counts, and a long real video does not look more
    synthetic the longer it is (the same rule as the voice timeline).
@@ -31,13 +35,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from detector.config import from_dict, to_dict
-from detector.data.faces import FaceCropConfig, frame_faces
+from detector.data.faces import FaceCropConfig
 from detector.eval.calibration import Calibration
 from detector.inference.batch import score_pixels
 from detector.inference.detector import Detector, ScoreResult
+from detector.inference.video_faces import FrameFaces, prefetch, stream_faces
 from detector.media.errors import MediaError
 from detector.media.video import (
     SamplingConfig,
@@ -61,12 +65,17 @@ class VideoScoringConfig:
         default_factory=lambda: SamplingConfig(mode="fps", fps=2.0, max_frames=240)
     )
     crop: FaceCropConfig = field(default_factory=FaceCropConfig)
+    # Whole frames are searched for faces on every this many sampled frames, the faces
+    # followed between (detector.inference.video_faces): detection is the costliest step.
+    detect_every: int = 4
     top_fraction: float = 0.25  # of the frame logits, averaged into the visual logit
     use_voice: bool = True
 
     def __post_init__(self) -> None:
         if not 0 < self.top_fraction <= 1:
             raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+        if self.detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, got {self.detect_every}")
 
 
 @dataclass(frozen=True)
@@ -104,14 +113,6 @@ def aggregate_frames(logits: Sequence[float], top_fraction: float = 0.25) -> flo
     x = np.sort(np.asarray(logits, dtype=np.float64))[::-1]
     k = max(1, math.ceil(len(x) * top_fraction))
     return float(x[:k].mean())
-
-
-def whole_frame(pixels: np.ndarray, size: int) -> np.ndarray:
-    """The frame resized so its shorter side is ``size`` (faces and frames at one scale)."""
-    h, w = pixels.shape[:2]
-    s = size / min(h, w)
-    new = (max(size, round(w * s)), max(size, round(h * s)))
-    return np.asarray(Image.fromarray(pixels).resize(new, Image.Resampling.BILINEAR))
 
 
 class VideoDetector(Detector):
@@ -218,36 +219,36 @@ class VideoDetector(Detector):
         return (max(logits) if logits else None), segments
 
     def _frame_evidence(self, frames: Iterator[Any]) -> list[FrameEvidence]:
+        """Faces found and cut on a background thread while the model scores the frames
+        before them, ``FRAME_BATCH`` frames at a time."""
         out: list[FrameEvidence] = []
-        batch: list[tuple[float, list[tuple[list[int], np.ndarray]], np.ndarray | None]] = []
+        batch: list[FrameFaces] = []
 
         def flush() -> None:
             crops: list[np.ndarray] = []
-            for _t, faces, whole in batch:
-                crops.extend(c for _b, c in faces)
-                if whole is not None:
-                    crops.append(whole)
+            for f in batch:
+                crops.extend(c for _b, c in f.faces)
+                if f.whole is not None:
+                    crops.append(f.whole)
             scored = score_pixels(self.model, crops, size=self.input_size,
                                   max_crops=self.max_crops)  # fmt: skip
             pos = 0
-            for t, faces, whole in batch:
-                if whole is not None:
-                    out.append(FrameEvidence(t, scored[pos].logit, [], True))
+            for f in batch:
+                if f.whole is not None:
+                    out.append(FrameEvidence(f.t, scored[pos].logit, [], True))
                     pos += 1
                     continue
-                logits = [s.logit for s in scored[pos : pos + len(faces)]]
-                pos += len(faces)
-                boxes = [b for b, _c in faces]
+                logits = [s.logit for s in scored[pos : pos + len(f.faces)]]
+                pos += len(f.faces)
+                boxes = [b for b, _c in f.faces]
                 out.append(
-                    FrameEvidence(t, max(logits), list(zip(boxes, logits, strict=True)), False)
+                    FrameEvidence(f.t, max(logits), list(zip(boxes, logits, strict=True)), False)
                 )
             batch.clear()
 
-        size = self.scoring.crop.size
-        for frame in frames:
-            faces = frame_faces(frame.pixels, self.scoring.crop)
-            whole = None if faces else whole_frame(frame.pixels, size)
-            batch.append((frame.t, faces, whole))
+        cut = stream_faces(frames, self.scoring.crop, every=self.scoring.detect_every)
+        for f in prefetch(cut, size=2 * FRAME_BATCH):
+            batch.append(f)
             if len(batch) >= FRAME_BATCH:
                 flush()
         if batch:

@@ -92,6 +92,44 @@ def detect_faces(
     return boxes[:max_faces]
 
 
+def detect_face_near(
+    rgb: np.ndarray, box: FaceBox, *, reach: float = 0.5, work_face: int = 48
+) -> FaceBox | None:
+    """The face that ``box`` (from a frame just before) moved to: searched only around it
+    (``reach`` of its side each way) and only at 0.6-1.6 times its size, on a copy
+    scaled so the face is about ``work_face`` pixels. A small fraction of a whole-frame
+    search; ``None`` when no face overlaps the old box."""
+    height, width = rgb.shape[:2]
+    side = max(box.w, box.h)
+    pad = round(reach * side)
+    x0, y0 = max(0, box.x - pad), max(0, box.y - pad)
+    x1, y1 = min(width, box.x + box.w + pad), min(height, box.y + box.h + pad)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    scale = min(1.0, work_face / side)
+    roi = cv2.cvtColor(np.ascontiguousarray(rgb[y0:y1, x0:x1], dtype=np.uint8), cv2.COLOR_RGB2GRAY)
+    if scale < 1.0:
+        size = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
+        roi = cv2.resize(roi, size, interpolation=cv2.INTER_AREA)
+    roi = cv2.equalizeHist(roi)
+    lo, hi = max(1, round(0.6 * side * scale)), round(1.6 * side * scale)
+    raw = _detect_haar(roi, lo, hi) if _haar_path() else _lbp().detect(roi, lo)
+    found = [
+        FaceBox(
+            x0 + round(x / scale),
+            y0 + round(y / scale),
+            min(width - x0, round(w / scale)),
+            min(height - y0, round(h / scale)),
+            float(score),
+        )
+        for x, y, w, h, score in raw
+        if w <= hi
+    ]
+    old = np.array(box.to_list(), float)
+    best = max(found, key=lambda b: (_iou(old, b), b.score), default=None)
+    return best if best is not None and _iou(old, best) > 0.0 else None
+
+
 def face_crop(rgb: np.ndarray, box: FaceBox, *, margin: float = 0.3, size: int = 224) -> np.ndarray:
     """A ``(size, size, 3)`` uint8 square crop around ``box`` with ``margin``."""
     height, width = rgb.shape[:2]
@@ -170,13 +208,15 @@ def _haar_path() -> str | None:
 _LOCAL = threading.local()  # cv2 classifiers are not thread-safe: one per thread
 
 
-def _detect_haar(gray: np.ndarray, min_side: int) -> list[tuple[int, int, int, int, float]]:
+def _detect_haar(
+    gray: np.ndarray, min_side: int, max_side: int = 0
+) -> list[tuple[int, int, int, int, float]]:
     cascade = getattr(_LOCAL, "haar", None)
     if cascade is None:
         cascade = _LOCAL.haar = cv2.CascadeClassifier(_haar_path())  # type: ignore[attr-defined]
     rects, _levels, weights = cascade.detectMultiScale3(
         gray, scaleFactor=_SCALE_STEP, minNeighbors=_HAAR_NEIGHBORS,
-        minSize=(min_side, min_side), outputRejectLevels=True,
+        minSize=(min_side, min_side), maxSize=(max_side, max_side), outputRejectLevels=True,
     )  # fmt: skip
     return [
         (int(x), int(y), int(w), int(h), float(s))

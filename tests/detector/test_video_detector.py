@@ -11,7 +11,8 @@ import pytest
 from detector.data.corpus import read_items
 from detector.data.faces import FaceCropConfig, extract_face_corpus, face_label, iou
 from detector.inference import Detector
-from detector.inference.video import VideoDetector, aggregate_frames, whole_frame
+from detector.inference.video import VideoDetector, aggregate_frames
+from detector.inference.video_faces import whole_frame
 from detector.media.video import VideoClip, encode_video, probe_video
 from generators.corpus.manifest import read_manifest
 
