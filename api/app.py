@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def limit_for(path: str, content_type: str) -> int | None:
         multipart = content_type.startswith("multipart/")
         if multipart and path.rstrip("/") == "/v1/scans":
-            return settings.max_upload_bytes + _MULTIPART_SLACK
+            largest = max(settings.max_upload_bytes, settings.max_video_upload_bytes)
+            return largest + _MULTIPART_SLACK
         if multipart and path.rstrip("/") == "/v1/batches":
             return settings.max_batch_request_bytes
         return _JSON_LIMIT  # JSON bodies and everything else

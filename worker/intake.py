@@ -8,6 +8,7 @@ stored result at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -18,7 +19,7 @@ from detector.media import MediaError
 from worker.db import SCANS, Batch, Scan, Tenant, new_id, scan_row, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.errors import InvalidRequest, NotFound
-from worker.media import check_upload
+from worker.media import check_upload, media_kind, no_model_error
 from worker.paths import resolve_under_roots
 from worker.runtime import active_models
 from worker.scanning import finish_batches, stored_results
@@ -45,19 +46,46 @@ def tenant_id_for(name: str, *, settings: Settings) -> int:
         return tenant.id
 
 
+_HEAD = 1024  # enough to tell every container
+_CHUNK = 1 << 20
+
+
 def _store(upload: Upload, settings: Settings, store: BlobStore) -> tuple[str, int]:
     """Check the header, then store the bytes; a rejected upload is never stored.
 
-    Reads at most one byte over the limit: a file in a large batch request that is
-    over it is refused without being read whole.
+    Images and recordings are read whole, at most one byte over ``max_upload_bytes``: a
+    file in a large batch request that is over it is refused without being read whole.
+    A video is streamed to disk (up to ``max_video_upload_bytes``) and probed there:
+    its index may come last, and it may be gigabytes.
     """
+    head = upload.stream.read(_HEAD)
+    models = active_models(settings)
+    if media_kind(head) == "video":
+        if "video" not in models:  # refused before the rest is read
+            raise no_model_error("video")
+        sha, _new, size = store.put_stream(
+            _limited(head, upload.stream, settings.max_video_upload_bytes),
+            check=lambda path: check_upload(path, settings, models),
+        )
+        return sha, size
     limit = settings.max_upload_bytes
-    data = upload.stream.read(limit + 1)
+    data = head + upload.stream.read(max(0, limit + 1 - len(head)))
     if len(data) > limit:
         raise MediaError("too_large", f"the file is over the limit of {limit:,} bytes")
-    check_upload(data, settings, active_models(settings))  # also refuses 0 bytes
+    check_upload(data, settings, models)  # also refuses 0 bytes
     sha, _ = store.put_bytes(data)
     return sha, len(data)
+
+
+def _limited(head: bytes, stream: BinaryIO, limit: int) -> Iterator[bytes]:
+    """``head``, then the rest of ``stream`` in chunks; ``too_large`` past ``limit``."""
+    size = len(head)
+    yield head
+    for chunk in iter(lambda: stream.read(_CHUNK), b""):
+        size += len(chunk)
+        if size > limit:
+            raise MediaError("too_large", f"the video is over the limit of {limit:,} bytes")
+        yield chunk
 
 
 def _dispatch(dispatcher: Dispatcher, ids: list[str], queue: str, chunk: int) -> None:

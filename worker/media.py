@@ -8,6 +8,8 @@ sniffed as video and refused by the video probe (``unsupported_media``: no video
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from detector.identity import ModelIdentity
 from detector.media import ImageLimits, MediaError, probe_image
 from detector.media.audio import AudioLimits, probe_audio, sniff_audio_format
@@ -36,7 +38,9 @@ def audio_limits(settings: Settings) -> AudioLimits:
 
 
 def video_limits(settings: Settings) -> VideoLimits:
-    return VideoLimits(max_bytes=settings.max_upload_bytes, max_seconds=settings.max_video_seconds)
+    return VideoLimits(
+        max_bytes=settings.max_video_upload_bytes, max_seconds=settings.max_video_seconds
+    )
 
 
 _NO_MODEL = {
@@ -50,11 +54,18 @@ def no_model_error(kind: str) -> MediaError:
     return MediaError("unsupported_media", f"this server has no {_NO_MODEL[kind]}")
 
 
-def check_upload(data: bytes, settings: Settings, models: dict[str, ModelIdentity]) -> str:
+def check_upload(data: bytes | Path, settings: Settings, models: dict[str, ModelIdentity]) -> str:
     """Parse the header (no full decode) and return the media kind; raises ``MediaError``
     for an empty, unsupported, oversized or unparsable file, or a recording or a video
-    when this server has no model for it."""
-    kind = media_kind(data)
+    when this server has no model for it. ``data``: the bytes, or a file (a video
+    upload, streamed to disk)."""
+    if isinstance(data, Path):
+        with data.open("rb") as f:
+            kind = media_kind(f.read(1024))
+        if kind != "video":
+            data = data.read_bytes()
+    else:
+        kind = media_kind(data)
     if kind in _NO_MODEL and kind not in models:
         raise no_model_error(kind)
     if kind == "audio":

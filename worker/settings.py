@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     # None: keys are required unless the server listens on loopback only (the embedded
     # default runs open on localhost, and says so at start).
     require_keys: bool | None = None
-    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024  # an uploaded image or recording
+    # An uploaded video: streamed to disk (never held in memory) and probed there.
+    max_video_upload_bytes: int = 2 * 1024**3
     max_batch_files: int = 10_000  # files in one multipart batch request
     max_batch_request_bytes: int = 2 * 1024**3  # one multipart batch request, all files
     max_batch_items: int = 5_000_000  # items in one server-side batch

@@ -11,6 +11,7 @@ import hashlib
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -41,6 +42,36 @@ class BlobStore:
                 os.unlink(tmp)
             raise
         return sha, True
+
+    def put_stream(
+        self, chunks: Iterable[bytes], *, check: Callable[[Path], object] | None = None
+    ) -> tuple[str, bool, int]:
+        """Store the bytes of ``chunks`` without holding them: written to a temporary
+        file in the store (hashed on the way), ``check(path)`` run on it, then kept under
+        its sha256. An exception from ``chunks`` or ``check`` leaves nothing behind.
+        Returns ``(sha256, newly_stored, size)``."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        tmp = Path(name)
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+            if check is not None:
+                check(tmp)
+            sha = digest.hexdigest()
+            final = self.path(sha)
+            if final.exists():
+                os.utime(final)  # fresh again for the retention sweep
+                return sha, False, size
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)  # same file system: atomic
+            return sha, True, size
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def read(self, sha256: str) -> bytes:
         return self.path(sha256).read_bytes()

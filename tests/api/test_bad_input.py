@@ -25,7 +25,10 @@ BOUNDARY = "sgtestboundary"
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
-        data_dir=tmp_path_factory.mktemp("bad"), max_upload_bytes=LIMIT, max_batch_files=3
+        data_dir=tmp_path_factory.mktemp("bad"),
+        max_upload_bytes=LIMIT,
+        max_video_upload_bytes=LIMIT,
+        max_batch_files=3,
     )
 
 

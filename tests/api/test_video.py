@@ -249,6 +249,41 @@ def test_a_server_without_a_video_model_refuses_videos(
         assert view["status"] == "done"
 
 
+def test_videos_have_their_own_byte_limit_and_stream_to_disk(
+    tmp_path: Path, tiny_video_model: Path, tiny_video_corpus: Path
+) -> None:
+    clip = corpus_clip(tiny_video_corpus, label="real", has_audio=True)
+    image = png(15)
+    settings = Settings(
+        data_dir=tmp_path,
+        video_model=tiny_video_model,
+        max_upload_bytes=len(image) - 1,  # under the image, far under the video
+        max_video_upload_bytes=len(clip) + 100,
+    )
+    blobs = settings.blob_dir
+
+    def stored() -> list[str]:
+        return sorted(p.name for p in blobs.rglob("*") if p.is_file()) if blobs.is_dir() else []
+
+    with running_app(settings) as client:
+        view = client.post("/v1/scans?wait=60", files={"file": ("v.mp4", clip)}).json()
+        assert view["status"] == "done" and view["media"]["bytes"] == len(clip), view
+        assert stored() == [hashlib.sha256(clip).hexdigest()]  # kept once, by content
+        assert_error(client.post("/v1/scans", files={"file": ("a.png", image)}), 413, "too_large")
+        # Over the video limit: refused while streaming, nothing left behind.
+        padded = clip + b"\0" * 200
+        message = assert_error(
+            client.post("/v1/scans", files={"file": ("big.mp4", padded)}), 413, "too_large"
+        )
+        assert f"{len(clip) + 100:,}" in message
+        # A damaged video is probed on disk and refused; nothing is kept either.
+        assert_error(client.post("/v1/scans", files={"file": ("cut.mp4", clip[:100])}), 422,
+                     "corrupt_media")  # fmt: skip
+        assert stored() == [hashlib.sha256(clip).hexdigest()]
+        again = client.post("/v1/scans?wait=60", files={"file": ("again.mp4", clip)}).json()
+        assert again["cached"] is True and stored() == [hashlib.sha256(clip).hexdigest()]
+
+
 def test_a_video_model_in_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_video_model: Path, tiny_video_corpus: Path
 ) -> None:
