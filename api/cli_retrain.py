@@ -32,7 +32,7 @@ def retrain_cmd(
             "NAME; repeatable."
         ),
     ] = [],  # noqa: B006
-    modality: Annotated[str, typer.Option(help="image or audio.")] = "image",
+    modality: Annotated[str, typer.Option(help="image, audio or video.")] = "image",
     real: Annotated[
         str | None,
         typer.Option(help="The corpus's real source (default: the one it was built from)."),

@@ -167,7 +167,7 @@ class FakesFolder(BaseModel):
 
 class TrainingRunIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    modality: Literal["image", "audio"] = "image"
+    modality: Literal["image", "audio", "video"] = "image"
     add_generators: list[str] = Field(default_factory=list, description="registered names")
     fakes: list[FakesFolder] = Field(default_factory=list)
     scratch: bool = False

@@ -93,7 +93,7 @@ def retrain(
     from worker import model_store
     from worker.runtime import active_models
 
-    check_choice("modality", modality, ("image", "audio"))
+    check_choice("modality", modality, ("image", "audio", "video"))
     check_preset(preset)
     progress = on_progress or (lambda *_a: None)
     rc = config if config is not None else RetrainConfig.preset(preset)
@@ -131,8 +131,9 @@ def retrain(
     mode = "scratch" if scratch else "fine-tune"
     if scratch:
         overrides = dict(train_overrides or {})
-    else:
-        overrides = finetune_overrides(modality, preset, rc, train_overrides)
+    else:  # a video model's face model trains as an image model
+        trained_as = "image" if modality == "video" else modality
+        overrides = finetune_overrides(trained_as, preset, rc, train_overrides)
     record: dict[str, Any] = {
         "status": "running",
         "started": _now(),
@@ -172,15 +173,29 @@ def retrain(
 
         # 2. training: every corpus, every earlier item (replay)
         t0 = time.perf_counter()
-        result = train_detector(
-            corpora,
-            run / "model",
-            modality=modality,
-            preset=preset,
-            train_overrides=overrides,
-            init_from=None if scratch else active.folder,
-            on_progress=progress,
-        )
+        if modality == "video":
+            from detector.train.video import train_video_detector
+
+            voice = active.folder / "voice"
+            result = train_video_detector(
+                corpora,
+                run / "model",
+                preset=preset,
+                train_overrides=overrides,
+                voice_model=voice if (voice / "card.json").is_file() else "none",
+                init_from=None if scratch else active.folder,
+                on_progress=progress,
+            )
+        else:
+            result = train_detector(
+                corpora,
+                run / "model",
+                modality=modality,
+                preset=preset,
+                train_overrides=overrides,
+                init_from=None if scratch else active.folder,
+                on_progress=progress,
+            )
         seconds["train"] = round(time.perf_counter() - t0, 2)
         record["training"] = {
             "epochs": len(result.history),
@@ -365,7 +380,11 @@ def _extend(
     if source is None:
         from generators.sources import open_source
 
-        source = open_source(config.real, modality=modality)
+        options: dict[str, Any] = {}
+        if modality == "video":  # the clips cut as when the corpus was built
+            video = config.video
+            options = {"clip_seconds": video.clip_seconds, "max_clips": video.max_clips}
+        source = open_source(config.real, modality=modality, **options)
     report = build_corpus(config, target, on_progress=progress, source=source)
     return dict(report.added)
 

@@ -33,6 +33,7 @@ from detector.eval.calibration import calibrate
 from detector.eval.metrics import binary_metrics
 from detector.identity import default_model_dir
 from detector.inference.video import Affine, VideoDetector, VideoEvidence, VideoScoringConfig
+from detector.models.checkpoint import WEIGHTS
 from detector.train.trainer import TrainResult, train_detector
 
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
@@ -64,12 +65,14 @@ def train_video_detector(
     crop: FaceCropConfig | None = None,
     resume: bool = True,
     on_progress: ProgressFn | None = None,
+    init_from: str | Path | None = None,
 ) -> TrainResult:
     """Train, calibrate on validation videos, measure on test videos; write the model
     folder (``model.safetensors`` = the face model, ``card.json``, ``face/``, ``voice/``).
 
     ``voice_model``: a voice model folder, ``None`` for the shipped one, or ``"none"``
-    for a video model that judges frames only.
+    for a video model that judges frames only. ``init_from``: a video model folder whose
+    face model is fine-tuned (see ``train_detector``) rather than trained from scratch.
     """
     check_preset(preset)
     progress = on_progress or (lambda *_a: None)
@@ -80,6 +83,10 @@ def train_video_detector(
     model_cfg = {**FACE_MODEL[preset], **(model_overrides or {})}
     train_cfg = _merge(FACE_TRAIN[preset], train_overrides or {})
     t0 = time.perf_counter()
+    init = None
+    if init_from is not None:
+        init = face_model_folder(init_from, out / "init-face")
+        model_cfg = dict(model_overrides or {})  # the fine-tuned network keeps its shape
     face = train_detector(
         faces,
         out / "face",
@@ -89,6 +96,7 @@ def train_video_detector(
         train_overrides=train_cfg,
         resume=resume,
         on_progress=on_progress,
+        init_from=init,
     )
     _copy_voice(voice_model, out / "voice")
     shutil.copyfile(out / "face" / "model.safetensors", out / "model.safetensors")
@@ -171,6 +179,25 @@ _FACE_KEYS = (
     "split_sizes",
     "metrics",
 )
+
+
+def face_model_folder(video_model: str | Path, scratch: Path) -> Path:
+    """The face model of a video model folder as an image model folder: its ``face/``
+    when it has one, else one written to ``scratch`` from its card's ``face`` part and
+    its weights (a shipped or stored video model keeps only those)."""
+    folder = Path(video_model)
+    card = json.loads((folder / "card.json").read_text())
+    if card.get("modality") != "video" or "face" not in card:
+        raise ValueError(f"{folder} is not a video model (its card has no face model)")
+    if (folder / "face" / "card.json").is_file() and (folder / "face" / WEIGHTS).is_file():
+        return folder / "face"
+    scratch.mkdir(parents=True, exist_ok=True)
+    face = {**card["face"], "modality": "image"}
+    if card.get("version"):
+        face["version"] = card["version"]
+    (scratch / "card.json").write_text(json.dumps(face, indent=2) + "\n")
+    shutil.copyfile(folder / WEIGHTS, scratch / WEIGHTS)
+    return scratch
 
 
 def score_videos(
