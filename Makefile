@@ -100,7 +100,7 @@ default-voice-model: install
 SHARED_DATA ?= ../shared/data
 VIDEO_REAL ?= corpora/video-real
 VIDEO_PER_GENERATOR ?= 110
-VIDEO_GENERATORS := faceswap,ae_swap,voice_swap
+VIDEO_GENERATORS := faceswap,ae_swap,selfblend,voice_swap
 corpora/video-real:
 	test -d $(SHARED_DATA)/real_video/faces && test -d $(SHARED_DATA)/real_images/faces
 	mkdir -p $@/video $@/photos

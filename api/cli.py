@@ -185,7 +185,7 @@ DEFAULT_CORPUS_GENERATORS = "gan_tconv,ae_bilinear,ddpm"
 DEFAULT_GENERATORS = {
     "image": DEFAULT_CORPUS_GENERATORS,
     "audio": "gl_linear,gl_mel,lpc",
-    "video": "faceswap,ae_swap,voice_swap",
+    "video": "faceswap,ae_swap,selfblend,voice_swap",
 }
 
 
@@ -197,7 +197,7 @@ def corpus_build(
         str | None,
         typer.Option(
             help="Comma-separated generator names [default: images gan_tconv,ae_bilinear,"
-            "ddpm; audio gl_linear,gl_mel,lpc; video faceswap,ae_swap,voice_swap; "
+            "ddpm; audio gl_linear,gl_mel,lpc; video faceswap,ae_swap,selfblend,voice_swap; "
             "none when --fakes is given]."
         ),
     ] = None,
