@@ -14,6 +14,15 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+_INCOMING = ".incoming-"  # uploads being streamed in, at the store's top level
+
+
+def _older(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
 
 class BlobStore:
     def __init__(self, root: str | Path) -> None:
@@ -51,7 +60,7 @@ class BlobStore:
         its sha256. An exception from ``chunks`` or ``check`` leaves nothing behind.
         Returns ``(sha256, newly_stored, size)``."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        fd, name = tempfile.mkstemp(dir=self.root, prefix=_INCOMING)
         tmp = Path(name)
         try:
             digest, size = hashlib.sha256(), 0
@@ -84,6 +93,10 @@ class BlobStore:
         removed = 0
         for sub in self.root.iterdir():
             if not sub.is_dir():
+                # An upload a crashed process was streaming in (``put_stream``).
+                if sub.name.startswith(_INCOMING) and _older(sub, cutoff):
+                    sub.unlink(missing_ok=True)
+                    removed += 1
                 continue
             for blob in sub.iterdir():
                 try:

@@ -48,3 +48,21 @@ def test_a_refused_stream_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(MediaError, match="not a video"):
         store.put_stream(iter([b"abc"]), check=refuse)
     assert _files(store.root) == []
+
+
+def test_the_sweep_removes_old_blobs_and_abandoned_uploads(tmp_path: Path) -> None:
+    import os
+    import time
+
+    store = BlobStore(tmp_path / "blobs")
+    old, _ = store.put_bytes(b"old")
+    new, _ = store.put_bytes(b"new")
+    abandoned = store.root / ".incoming-crashed"  # a process died while streaming
+    abandoned.write_bytes(b"half a video")
+    recent = store.root / ".incoming-running"  # one still streaming
+    recent.write_bytes(b"a video arriving")
+    past = time.time() - 3600
+    for path in (store.path(old), abandoned):
+        os.utime(path, (past, past))
+    assert store.sweep(older_than_s=60) == 2
+    assert _files(store.root) == sorted([store.path(new), recent])
