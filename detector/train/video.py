@@ -45,7 +45,7 @@ VOICE_FAMILIES = ("voice_swap",)  # generator families that change the voice, no
 # out to the input, so faces get a milder one.
 # The face model sees the NPR residual alone (no RGB): with the colours it learns the
 # people of the training clips faster than the swaps (on corpora/video-default, the
-# validation face-crop AUC of its first epochs was 0.64-0.73 with RGB, 0.72-0.79 without).
+# validation face-crop AUC of its first epochs was 0.64-0.73 with RGB, 0.72-0.82 without).
 FACE_MODEL = {
     "default": {"input_size": 112, "keep_rgb": False},
     "tiny": {"input_size": 32, "keep_rgb": False},
