@@ -19,7 +19,7 @@ from detector.media import MediaError
 from worker.db import SCANS, Batch, Scan, Tenant, new_id, scan_row, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.errors import InvalidRequest, NotFound
-from worker.media import check_upload, media_kind, no_model_error
+from worker.media import HEAD_BYTES, check_upload, media_kind, no_model_error
 from worker.paths import resolve_under_roots
 from worker.runtime import active_models
 from worker.scanning import finish_batches, stored_results
@@ -46,7 +46,6 @@ def tenant_id_for(name: str, *, settings: Settings) -> int:
         return tenant.id
 
 
-_HEAD = 1024  # enough to tell every container
 _CHUNK = 1 << 20
 
 
@@ -58,7 +57,7 @@ def _store(upload: Upload, settings: Settings, store: BlobStore) -> tuple[str, i
     A video is streamed to disk (up to ``max_video_upload_bytes``) and probed there:
     its index may come last, and it may be gigabytes.
     """
-    head = upload.stream.read(_HEAD)
+    head = upload.stream.read(HEAD_BYTES)
     models = active_models(settings)
     if media_kind(head) == "video":
         if "video" not in models:  # refused before the rest is read

@@ -23,12 +23,15 @@ KINDS = ("image", "audio", "video")
 _IMAGE_MAGIC = (b"GIF87a", b"GIF89a")
 
 
+HEAD_BYTES = 1024  # a file's first bytes: enough to tell every container
+
+
 def media_kind(head: bytes) -> str:
     """``audio`` for a recognised audio container, ``video`` for a video container, else
-    ``image``. ``head``: the file's first bytes (1 KiB is enough)."""
+    ``image``. ``head``: the file's first ``HEAD_BYTES`` bytes."""
     if sniff_audio_format(head[:16]):
         return "audio"
-    if not head.startswith(_IMAGE_MAGIC) and sniff_video_format(head[:1024]):
+    if not head.startswith(_IMAGE_MAGIC) and sniff_video_format(head[:HEAD_BYTES]):
         return "video"
     return "image"
 
@@ -61,7 +64,7 @@ def check_upload(data: bytes | Path, settings: Settings, models: dict[str, Model
     upload, streamed to disk)."""
     if isinstance(data, Path):
         with data.open("rb") as f:
-            kind = media_kind(f.read(1024))
+            kind = media_kind(f.read(HEAD_BYTES))
         if kind != "video":
             data = data.read_bytes()
     else:

@@ -30,7 +30,7 @@ from detector.identity import ModelIdentity
 from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
 from worker.db import RESULTS, SCANS, Batch, Result, Scan, new_id, session_scope, utcnow
-from worker.media import media_kind, no_model_error
+from worker.media import HEAD_BYTES, media_kind, no_model_error
 from worker.runtime import active_models, get_runtime, shadow_models
 from worker.settings import Settings
 from worker.storage import BlobStore
@@ -400,12 +400,9 @@ def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
         ) from None
 
 
-_HEAD = 1024  # enough to tell every container
-
-
 def _open_item(scan: _Claimed, path: Path, sha256: str | None) -> _Item:
     with path.open("rb") as f:
-        head = f.read(_HEAD)
+        head = f.read(HEAD_BYTES)
         kind = media_kind(head)
         if kind == "video":
             if sha256 is None:

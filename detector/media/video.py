@@ -711,8 +711,10 @@ def _sample(reader: _Reader, sampling: SamplingConfig) -> Iterator[VideoFrame]:
 def _sparse(targets: list[float], fps: float) -> bool:
     """Whether the samples are far enough apart (``_SPARSE_GAP`` frames on average) that
     the frames no other frame refers to need not be decoded."""
-    if len(targets) < 2 or not fps:
-        return bool(fps) and len(targets) == 1
+    if not fps or not targets:
+        return False
+    if len(targets) == 1:
+        return True
     return (targets[-1] - targets[0]) / (len(targets) - 1) * fps >= _SPARSE_GAP
 
 
