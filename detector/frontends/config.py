@@ -36,6 +36,11 @@ class FrontendConfig:
     cqt_bins_per_octave: int = 24
     cqt_n_bins: int = 190
     cqt_filter_scale: float = 1.0  # < 1 shortens the kernels (less frequency resolution)
+    # Pulse crest: a 1 ms Hann window every 0.25 ms after pre-emphasis (9 bands 1 kHz
+    # apart); see pulse.py for why it is this short.
+    pulse_n_fft: int = 16
+    pulse_hop: int = 4
+    pulse_preemphasis: float = 0.97
     # Floor under the log, applied to magnitudes (power features use eps**2): -120 dB
     # re. a full-scale amplitude, so digital silence gives a finite, fixed value.
     eps: float = 1e-6
@@ -59,6 +64,17 @@ class FrontendConfig:
             )
         if self.n_mels < 1 or self.cqt_n_bins < 1 or self.cqt_bins_per_octave < 1:
             raise ValueError("n_mels, cqt_n_bins and cqt_bins_per_octave must be positive")
+        if not 2 <= self.pulse_n_fft <= self.win_length or self.pulse_n_fft % 2:
+            raise ValueError(
+                f"pulse_n_fft must be even and in 2..win_length ({self.win_length}), "
+                f"not {self.pulse_n_fft}"
+            )
+        if self.pulse_hop < 1 or self.hop_length % self.pulse_hop:
+            raise ValueError(
+                f"pulse_hop ({self.pulse_hop}) must divide hop_length ({self.hop_length})"
+            )
+        if not 0 <= self.pulse_preemphasis < 1:
+            raise ValueError(f"pulse_preemphasis must be in [0, 1), not {self.pulse_preemphasis}")
         if self.eps <= 0:
             raise ValueError(f"eps must be positive, not {self.eps}")
         top = self.cqt_fmin * 2 ** ((self.cqt_n_bins - 1) / self.cqt_bins_per_octave)

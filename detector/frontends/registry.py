@@ -8,6 +8,8 @@ from detector.frontends.config import FrontendConfig
 from detector.frontends.cqt import Cqt
 from detector.frontends.lfcc import Lfcc
 from detector.frontends.logmel import LogMel
+from detector.frontends.pulse import PulseCrest
+from detector.frontends.stack import Stacked
 from detector.frontends.stft import LogStft
 from detector.registry import Registry
 
@@ -38,14 +40,36 @@ def cqt(config: FrontendConfig) -> Cqt:
     return Cqt(config)
 
 
+@FRONTENDS.register("pulse", scale="linear")
+def pulse(config: FrontendConfig) -> PulseCrest:
+    """Log crest factor of 1 ms band energies in each frame: glottal pulses (9 bands)."""
+    return PulseCrest(config)
+
+
+def frontend_parts(name: str) -> list[str]:
+    """The registered front-ends a name stands for: ``"lfcc+pulse"`` -> ``["lfcc", "pulse"]``.
+
+    Raises ``ValueError`` for an unknown part (listing the known ones) or a repeated one.
+    """
+    parts = [part.strip() for part in name.split("+")]
+    for part in parts:
+        FRONTENDS.get(part)
+    if len(set(parts)) < len(parts):
+        raise ValueError(f"front-end {name!r} names a part twice")
+    return parts
+
+
 def create_frontend(name: str, config: FrontendConfig | None = None) -> nn.Module:
     """A front-end by name: ``(B, T)`` float32 at ``config.sample_rate`` ->
-    ``(B, 1, module.out_bins, 1 + T // hop_length)`` log features.
+    ``(B, 1, module.out_bins, 1 + T // hop_length)`` log features. Names joined by
+    ``+`` (``"lfcc+pulse"``) stack those front-ends' maps (``Stacked``).
 
     Front-ends hold no learnable parameters and keep their filters in non-persistent
     buffers: ``.to(device)`` moves them, a model's state dict does not carry them.
     """
-    return FRONTENDS.get(name)(config or FrontendConfig())
+    config = config or FrontendConfig()
+    parts = [FRONTENDS.get(part)(config) for part in frontend_parts(name)]
+    return parts[0] if len(parts) == 1 else Stacked(parts)
 
 
 def frontend_names() -> list[str]:

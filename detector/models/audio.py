@@ -13,13 +13,15 @@ import timm
 import torch
 from torch import nn
 
-from detector.config import check_choice, check_preset, from_dict
-from detector.frontends import FrontendConfig, create_frontend, frontend_names
+from detector.config import check_preset, from_dict
+from detector.frontends import FrontendConfig, create_frontend, frontend_parts
 
 
 @dataclass(frozen=True)
 class AudioDetectorConfig:
-    frontend: str = "lfcc"  # stft | lfcc | logmel | cqt
+    # stft | lfcc | logmel | cqt | pulse, or several joined by "+" (stacked maps). LFCC sees
+    # the smoothed spectrum, the pulse crest what phase-free synthesis loses (pulse.py).
+    frontend: str = "lfcc+pulse"
     frontend_config: FrontendConfig = field(default_factory=FrontendConfig)
     backbone: str = "resnet10t"  # any timm model name; weights are never downloaded
     channels: tuple[int, ...] | None = (16, 32, 64, 128)
@@ -31,7 +33,7 @@ class AudioDetectorConfig:
     dropout: float = 0.2
 
     def __post_init__(self) -> None:
-        check_choice("front-end", self.frontend, frontend_names())
+        frontend_parts(self.frontend)
         if self.chunk_seconds <= 0 or self.hop_seconds <= 0:
             raise ValueError("chunk_seconds and hop_seconds must be positive")
         if self.hop_seconds > self.chunk_seconds:
@@ -62,6 +64,19 @@ class AudioDetectorConfig:
         return from_dict(cls, dict(overrides), base=base)
 
 
+class PartNorm(nn.Module):
+    """A ``BatchNorm2d(1)`` for each band of rows of a stacked front-end's map."""
+
+    def __init__(self, part_bins: tuple[int, ...]) -> None:
+        super().__init__()
+        self.part_bins = part_bins
+        self.parts = nn.ModuleList(nn.BatchNorm2d(1) for _ in part_bins)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = torch.split(x, list(self.part_bins), dim=2)
+        return torch.cat([norm(r) for norm, r in zip(self.parts, rows, strict=True)], dim=2)
+
+
 class AudioDetector(nn.Module):
     """``(B, T)`` waveforms at 16 kHz in [-1, 1] -> ``(B,)`` logits of "synthetic"."""
 
@@ -69,8 +84,10 @@ class AudioDetector(nn.Module):
         super().__init__()
         self.config = config
         self.frontend = create_frontend(config.frontend, config.frontend_config)
-        # One learned scale and shift of the log features (the front-ends are fixed).
-        self.norm = nn.BatchNorm2d(1)
+        # One learned scale and shift of the log features (the front-ends are fixed); of
+        # each stacked part's, since their scales differ (log energies, crest factors).
+        parts = getattr(self.frontend, "part_bins", None)
+        self.norm: nn.Module = nn.BatchNorm2d(1) if parts is None else PartNorm(parts)
         kwargs: dict[str, Any] = {}
         if config.channels is not None:
             kwargs["channels"] = config.channels

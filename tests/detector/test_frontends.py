@@ -13,11 +13,12 @@ from detector.frontends import (
     cqt_frequencies,
     create_frontend,
     frontend_names,
+    frontend_parts,
     linear_filterbank,
 )
 from tests._audio import speech_like
 
-NAMES = ("cqt", "lfcc", "logmel", "stft")
+NAMES = ("cqt", "lfcc", "logmel", "pulse", "stft")
 CFG = FrontendConfig()
 STFT_ARGS = {
     "n_fft": CFG.n_fft,
@@ -145,7 +146,7 @@ def test_cqt_band_reaches_close_to_8khz() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_shapes_and_frame_counts(name: str) -> None:
     module = create_frontend(name, CFG)
-    expected = {"stft": 257, "lfcc": 60, "logmel": 80, "cqt": 190}[name]
+    expected = {"stft": 257, "lfcc": 60, "logmel": 80, "cqt": 190, "pulse": 9}[name]
     assert module.out_bins == expected
     rng = np.random.default_rng(0)
     with torch.inference_mode():
@@ -183,7 +184,12 @@ def test_digital_silence_gives_the_log_floor(name: str) -> None:
     with torch.no_grad():  # plain no_grad, and a float64 input, work too
         out = module(torch.zeros(1, 3_200, dtype=torch.float64))[0, 0]
     assert out.dtype == torch.float32
-    floor = {"stft": np.log(CFG.eps), "cqt": np.log(CFG.eps), "logmel": np.log(CFG.eps**2)}
+    floor = {
+        "stft": np.log(CFG.eps),
+        "cqt": np.log(CFG.eps),
+        "logmel": np.log(CFG.eps**2),
+        "pulse": 0.0,  # max and mean both at the floor: no crest
+    }
     if name == "lfcc":  # the DCT of a constant: all in c0
         expected = torch.zeros_like(out)
         expected[0] = np.sqrt(CFG.n_linear_filters) * np.log(CFG.eps**2)
@@ -201,6 +207,67 @@ def test_gpu_matches_cpu(name: str) -> None:
         cpu = module(x)
         gpu = module.to("cuda")(x.to("cuda")).cpu()
     torch.testing.assert_close(gpu, cpu, atol=2e-3, rtol=1e-3)
+
+
+def _pulse_reference(y: np.ndarray, c: FrontendConfig) -> np.ndarray:
+    """The pulse crest written out plainly in numpy, frame by frame."""
+    y = np.concatenate([y[:1], y[1:] - c.pulse_preemphasis * y[:-1]]).astype(np.float64)
+    frames = 1 + len(y) // c.hop_length
+    padded = np.concatenate([np.zeros(c.win_length // 2), y, np.zeros(c.win_length)])
+    window = np.hanning(c.pulse_n_fft + 1)[:-1]  # periodic Hann
+    out = np.empty((c.pulse_n_fft // 2 + 1, frames))
+    for m in range(frames):
+        seg = padded[m * c.hop_length : m * c.hop_length + c.win_length]
+        starts = range(0, c.win_length - c.pulse_n_fft + 1, c.pulse_hop)
+        power = np.stack(
+            [np.abs(np.fft.rfft(seg[s : s + c.pulse_n_fft] * window)) ** 2 for s in starts]
+        )
+        floor = c.eps**2
+        out[:, m] = np.log(np.maximum(power.max(0), floor)) - np.log(
+            np.maximum(power.mean(0), floor)
+        )
+    return out
+
+
+def test_pulse_matches_a_numpy_reference(clip: np.ndarray, features: dict[str, np.ndarray]) -> None:
+    short = clip[:8_000]
+    with torch.inference_mode():
+        ours = create_frontend("pulse", CFG)(torch.from_numpy(short)[None])[0, 0].numpy()
+    np.testing.assert_allclose(ours, _pulse_reference(short, CFG), atol=2e-3, rtol=1e-3)
+    assert features["pulse"].shape == (9, 1 + len(clip) // 160)
+
+
+def test_pulse_crest_sees_aligned_harmonics_that_magnitudes_cannot() -> None:
+    """A 120 Hz pulse train against the same harmonics with random phases: the same
+    magnitude spectrum (LFCC nearly equal), but only the pulses are peaky."""
+    t = np.arange(32_000) / 16_000
+    rng = np.random.default_rng(0)
+    harmonics = np.arange(1, 60)
+    aligned = np.cos(2 * np.pi * 120 * harmonics[:, None] * t).sum(0)
+    phases = rng.uniform(0, 2 * np.pi, size=len(harmonics))[:, None]
+    scrambled = np.cos(2 * np.pi * 120 * harmonics[:, None] * t + phases).sum(0)
+    x = torch.from_numpy(np.stack([aligned, scrambled]).astype(np.float32) / 60)
+    with torch.inference_mode():
+        crest = create_frontend("pulse", CFG)(x)[:, 0, :, 5:-5].mean(dim=(1, 2))
+        lfcc = create_frontend("lfcc", CFG)(x)[:, 0, :, 5:-5].mean(dim=2)
+    assert crest[0] > crest[1] + 0.8  # 2.83 against 1.72
+    torch.testing.assert_close(lfcc[0], lfcc[1], atol=0.5, rtol=0.0)  # within 0.33
+
+
+def test_stacked_front_ends_concatenate_their_maps() -> None:
+    stacked = create_frontend("lfcc+pulse", CFG)
+    assert stacked.out_bins == 69 and stacked.part_bins == (60, 9)
+    assert frontend_parts("lfcc + pulse") == ["lfcc", "pulse"]
+    x = torch.from_numpy(speech_like(4, 1.0))[None]
+    with torch.inference_mode():
+        out = stacked(x)
+        parts = [create_frontend(name, CFG)(x) for name in ("lfcc", "pulse")]
+    assert torch.equal(out, torch.cat(parts, dim=2))
+    assert stacked.state_dict() == {} and list(stacked.parameters()) == []
+    with pytest.raises(ValueError, match="unknown front-end 'mfcc'"):
+        create_frontend("lfcc+mfcc")
+    with pytest.raises(ValueError, match="names a part twice"):
+        frontend_parts("lfcc+lfcc")
 
 
 def test_registry_names_and_errors() -> None:
@@ -228,5 +295,11 @@ def test_config_validation_and_presets() -> None:
         FrontendConfig(fmax=9_000)
     with pytest.raises(ValueError, match="n_lfcc"):
         FrontendConfig(n_lfcc=80)
+    with pytest.raises(ValueError, match="pulse_hop"):
+        FrontendConfig(pulse_hop=3)
+    with pytest.raises(ValueError, match="pulse_n_fft"):
+        FrontendConfig(pulse_n_fft=15)
+    with pytest.raises(ValueError, match="pulse_preemphasis"):
+        FrontendConfig(pulse_preemphasis=1.0)
     with pytest.raises(ValueError, match="unknown preset"):
         FrontendConfig.preset("huge")
