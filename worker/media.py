@@ -13,7 +13,8 @@ from pathlib import Path
 from detector.identity import ModelIdentity
 from detector.media import ImageLimits, MediaError, probe_image
 from detector.media.audio import AudioLimits, probe_audio, sniff_audio_format
-from detector.media.video import VideoLimits, probe_video, sniff_video_format
+from detector.media.video import probe_video
+from detector.media.video_container import VideoLimits, sniff_video_format
 from worker.settings import Settings
 
 KINDS = ("image", "audio", "video")

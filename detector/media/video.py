@@ -15,48 +15,40 @@ players do; a file of which nothing decodes is ``corrupt_media``. Rotation metad
 (the display matrix phones write) is applied: frames come out upright.
 
 :class:`VideoClip` is what sources and generators exchange: a short clip in memory.
+
+Identifying and opening files (``sniff_video_format``, ``VideoLimits``) lives in
+``video_container``, decoding the voice track's packets in ``video_audio``, encoding in
+``video_encode`` (``encode_video`` is importable from here too).
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import io
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
 import numpy as np
 
 from detector.media.errors import MediaError
+from detector.media.video_audio import decode_track
+from detector.media.video_container import (
+    VideoLimits,
+    VideoSource,
+    boxes_complete,
+    demuxed_duration,
+    duration_text,
+    error_reason,
+    is_picture,
+    open_container,
+    seconds_at,
+)
 
 SAMPLE_RATE = 16_000  # the voice track, as the voice detector reads it
 
-VideoSource = str | Path | bytes  # a path or the file's bytes
-VIDEO_FORMATS = ("mp4", "mov", "m4v", "3gp", "mkv", "webm", "avi", "ts", "flv", "asf", "mpeg")
-# The FFmpeg demuxer each sniffed format is opened with (never FFmpeg's own guess).
-_DEMUXER = {
-    "mp4": "mov",
-    "mov": "mov",
-    "m4v": "mov",
-    "3gp": "mov",
-    "mkv": "matroska",
-    "webm": "matroska",
-    "avi": "avi",
-    "ts": "mpegts",
-    "flv": "flv",
-    "asf": "asf",
-    "mpeg": "mpeg",
-}
-_HEAD = 1024  # bytes read for sniffing
-# ISO-BMFF brands of still images (HEIF/AVIF/JPEG in a box), not video.
-_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1",
-                 b"avif", b"avis", b"avci", b"crx "}  # fmt: skip
-_ASF_GUID = bytes.fromhex("3026B2758E66CF11A6D900AA0062CE6C")
 _MAX_ERRORS_FIRST = 32  # undecodable packets before any frame: the file is damaged
 _SEEK_GAP_S = 20.0  # without a keyframe index, seek only over gaps this long
 # Samples this many frames apart or more: the decoder skips the frames no other frame
@@ -65,14 +57,6 @@ _SEEK_GAP_S = 20.0  # without a keyframe index, seek only over gaps this long
 # after its time, at most a few frames late; its time is its own.
 _SPARSE_GAP = 4.0
 _MAX_CLIP_BYTES = 2 * 1024**3  # load_clip holds its frames: refuse windows larger than this
-
-
-@dataclass(frozen=True)
-class VideoLimits:
-    max_bytes: int = 2 * 1024**3  # too_large
-    max_seconds: float = 3 * 3600.0  # too_long: a 2-hour file is fine (streamed), 10 hours not
-    max_pixels: int = 3840 * 2160  # per frame: 4K; 8K frames are too_large
-    max_frames: int = 1_000_000  # too_long
 
 
 @dataclass(frozen=True)
@@ -159,140 +143,6 @@ class VideoClip:
         return int(self.frames.shape[2]), int(self.frames.shape[1])
 
 
-# --- identifying and opening ------------------------------------------------------------
-
-
-def sniff_video_format(head: bytes) -> str | None:
-    """The container named by the first bytes (up to 1 KiB), or ``None`` when not video."""
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _IMAGE_BRANDS:
-            return None
-        if brand == b"qt  ":
-            return "mov"
-        if brand.startswith((b"3gp", b"3g2")):
-            return "3gp"
-        if brand in (b"M4V ", b"M4VH", b"M4VP"):
-            return "m4v"
-        return "mp4"
-    size = int.from_bytes(head[:4], "big") if len(head) >= 8 else 0
-    if (size >= 8 or size == 1) and head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"pnot"):
-        return "mov"  # QuickTime without an ftyp box
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        return "webm" if b"webm" in head[:64] else "mkv"
-    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
-        return "avi"
-    if head[:3] == b"FLV" and len(head) > 3 and head[3] == 1:
-        return "flv"
-    if head[:16] == _ASF_GUID:
-        return "asf"
-    if head[:4] == b"\x00\x00\x01\xba":
-        return "mpeg"
-    if len(head) > 188 and head[0] == 0x47 and head[188] == 0x47:
-        return "ts"
-    if len(head) > 196 and head[4] == 0x47 and head[196] == 0x47:
-        return "ts"  # M2TS: 192-byte packets (a 4-byte timecode before each)
-    return None
-
-
-def _too_large(n_bytes: int, limits: VideoLimits) -> MediaError:
-    return MediaError("too_large", f"file is {n_bytes:,} bytes; the limit is {limits.max_bytes:,}")
-
-
-def _open_container(src: VideoSource, limits: VideoLimits) -> tuple[Any, str, int]:
-    """Check size and signature, then open with the demuxer the content names."""
-    if isinstance(src, bytes | bytearray | memoryview):
-        data = bytes(src)
-        n_bytes, head = len(data), data[:_HEAD]
-        if n_bytes > limits.max_bytes:
-            raise _too_large(n_bytes, limits)
-        file: Any = io.BytesIO(data)
-    else:
-        path = Path(src)
-        try:
-            if path.is_dir():
-                raise MediaError("corrupt_media", f"{path} is a directory, not a file")
-            n_bytes = path.stat().st_size
-            with path.open("rb") as f:
-                head = f.read(_HEAD)
-        except FileNotFoundError:
-            raise MediaError("corrupt_media", f"{path}: no such file") from None
-        except PermissionError:
-            raise MediaError("corrupt_media", f"{path}: permission denied") from None
-        if n_bytes > limits.max_bytes:
-            raise _too_large(n_bytes, limits)
-        file = "file:" + str(path.resolve())  # the file protocol, whatever the name says
-    if n_bytes == 0:
-        raise MediaError("empty", "the file is empty (0 bytes)")
-    fmt = sniff_video_format(head)
-    if fmt is None:
-        raise MediaError(
-            "unsupported_media",
-            f"not a supported video file (supported: {', '.join(VIDEO_FORMATS)}, by content)",
-        )
-    try:
-        container = av.open(file, format=_DEMUXER[fmt], options={"protocol_whitelist": "file"})
-    except Exception as exc:  # FFmpeg's errors, and PyAV's on a header it cannot parse
-        raise MediaError(
-            "corrupt_media",
-            f"the file starts like {fmt.upper()} video but cannot be read ({_reason(exc)})",
-        ) from None
-    return container, fmt, n_bytes
-
-
-def _binary(src: VideoSource) -> Any:
-    if isinstance(src, bytes | bytearray | memoryview):
-        return io.BytesIO(bytes(src))
-    return Path(src).open("rb")
-
-
-def _boxes_complete(src: VideoSource) -> bool:
-    """Whether an ISO-BMFF file's top-level boxes end exactly at the end of the file
-    (a file cut short has a last box that claims more bytes than there are)."""
-    try:
-        with _binary(src) as f:
-            end = f.seek(0, io.SEEK_END)
-            pos = 0
-            while pos < end:
-                f.seek(pos)
-                head = f.read(16)
-                if len(head) < 8:
-                    return False
-                size = int.from_bytes(head[:4], "big")
-                if size == 1 and len(head) == 16:
-                    size = int.from_bytes(head[8:16], "big")
-                elif size == 0:  # the last box runs to the end of the file
-                    return True
-                if size < 8:
-                    return False
-                pos += size
-            return pos == end
-    except OSError:
-        return False
-
-
-def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return str(text).strip().rstrip(".")
-
-
-def _is_picture(stream: Any) -> bool:
-    """A cover picture attached to an audio file is a video stream, not video."""
-    return bool(int(stream.disposition) & int(av.stream.Disposition.attached_pic))
-
-
-def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
-    if value is None or time_base is None:
-        return None
-    return float(value * time_base)
-
-
-def _hours(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{seconds / 60:.1f} minutes" if seconds >= 60 else f"{seconds:.1f} s"
-
-
 # --- the reader: one open file, its header checked, frames decoded with every check -----
 
 
@@ -302,7 +152,7 @@ class _Reader:
 
     def __init__(self, src: VideoSource, limits: VideoLimits) -> None:
         self.src, self.limits = src, limits
-        self.container, self.fmt, self.n_bytes = _open_container(src, limits)
+        self.container, self.fmt, self.n_bytes = open_container(src, limits)
         try:
             self._check_header()
             self._first: Any | None = None
@@ -320,7 +170,7 @@ class _Reader:
 
     def _check_header(self) -> None:
         c = self.container
-        videos = [s for s in c.streams.video if not _is_picture(s)]
+        videos = [s for s in c.streams.video if not is_picture(s)]
         audios = list(c.streams.audio)
         if not videos:
             if audios:
@@ -328,7 +178,7 @@ class _Reader:
                 raise MediaError(
                     "unsupported_media", f"the file has no video track (audio only: {name})"
                 )
-            if self.fmt in ("mp4", "mov", "m4v", "3gp") and _boxes_complete(self.src):
+            if self.fmt in ("mp4", "mov", "m4v", "3gp") and boxes_complete(self.src):
                 raise MediaError("empty", f"the {self.fmt.upper()} file holds no tracks")
             raise MediaError(
                 "corrupt_media",
@@ -347,10 +197,10 @@ class _Reader:
                 f"pixels; the limit is {self.limits.max_pixels:,}",
             )
         tb = s.time_base
-        self.origin = _seconds(s.start_time, tb) or 0.0
+        self.origin = seconds_at(s.start_time, tb) or 0.0
         rate = s.average_rate or s.guessed_rate or s.base_rate
         self.fps = float(rate) if rate else 0.0
-        duration = _seconds(s.duration, tb)
+        duration = seconds_at(s.duration, tb)
         if not duration and c.duration:
             duration = c.duration / av.time_base - max(
                 0.0, self.origin - (c.start_time or 0) / av.time_base
@@ -362,8 +212,8 @@ class _Reader:
         if self.duration > self.limits.max_seconds:
             raise MediaError(
                 "too_long",
-                f"the video is {_hours(self.duration)} long; the limit is "
-                f"{_hours(self.limits.max_seconds)}",
+                f"the video is {duration_text(self.duration)} long; the limit is "
+                f"{duration_text(self.limits.max_seconds)}",
             )
         if n_frames is not None and n_frames > self.limits.max_frames:
             raise MediaError(
@@ -396,7 +246,7 @@ class _Reader:
     def nothing_decoded(self) -> MediaError:
         if self.packets == 0 and self.last_error is None:
             return MediaError("empty", "the video track holds no frames")
-        why = f" ({_reason(self.last_error)})" if self.last_error is not None else ""
+        why = f" ({error_reason(self.last_error)})" if self.last_error is not None else ""
         return MediaError(
             "corrupt_media",
             f"none of the video's {self.packets} packets decodes to a frame{why}",
@@ -484,7 +334,7 @@ class _Reader:
         if t > self.limits.max_seconds:
             raise MediaError(
                 "too_long",
-                f"the video is longer than the limit of {_hours(self.limits.max_seconds)}",
+                f"the video is longer than the limit of {duration_text(self.limits.max_seconds)}",
             )
         if index >= self.limits.max_frames:
             raise MediaError(
@@ -529,7 +379,7 @@ class _Reader:
                 rgb = frame.to_ndarray(format="rgb24")
         except Exception as exc:
             raise MediaError(
-                "corrupt_media", f"a frame cannot be converted to RGB ({_reason(exc)})"
+                "corrupt_media", f"a frame cannot be converted to RGB ({error_reason(exc)})"
             ) from None
         turns = _quarter_turns(frame) or self.rotation_ccw
         if turns:
@@ -675,7 +525,7 @@ def sample_frames(
 
 def _sample(reader: _Reader, sampling: SamplingConfig) -> Iterator[VideoFrame]:
     try:
-        duration = reader.duration or _demuxed_duration(reader.src, reader.limits)
+        duration = reader.duration or demuxed_duration(reader.src, reader.limits)
         targets = _targets(sampling, duration)
         tol = 0.5 / reader.fps if reader.fps else 0.0
         keyframes = reader.keyframe_times()
@@ -727,28 +577,6 @@ def _worth_seeking(pos: float, target: float, keyframes: list[float] | None, tol
     return k >= 0 and keyframes[k] > pos + tol
 
 
-def _demuxed_duration(src: VideoSource, limits: VideoLimits) -> float:
-    """The duration from the packets' timestamps, for a header without one (no decoding)."""
-    container, _fmt, _n = _open_container(src, limits)
-    with container:
-        stream = next((s for s in container.streams.video if not _is_picture(s)), None)
-        if stream is None:
-            return 0.0
-        tb, end, start = stream.time_base, None, None
-        try:
-            for packet in container.demux(stream):
-                if packet.pts is None:
-                    continue
-                stop = packet.pts + (packet.duration or 0)
-                end = stop if end is None else max(end, stop)
-                start = packet.pts if start is None else min(start, packet.pts)
-        except Exception:
-            pass  # damaged from here: what was read counts
-        if end is None or start is None:
-            return 0.0
-        return float((end - start) * tb)
-
-
 # --- the voice track --------------------------------------------------------------------
 
 
@@ -769,75 +597,10 @@ def decode_audio_track(
     reader.close()
     if not reader.has_audio:
         return None
-    container, _fmt, _n = _open_container(src, limits)
+    container, _fmt, _n = open_container(src, limits)
     with container:
         stream = next(a for a in container.streams.audio if a.codec_context is not None)
-        return _decode_audio(container, stream, reader.origin, start_s, end_s, sample_rate, limits)
-
-
-def _decode_audio(
-    container: Any,
-    stream: Any,
-    origin: float,
-    start_s: float,
-    end_s: float | None,
-    sample_rate: int,
-    limits: VideoLimits,
-) -> np.ndarray:
-    tb = stream.time_base
-    if start_s > 0:
-        # Where seeking fails, decoding starts at the beginning and drops what is before.
-        with contextlib.suppress(Exception):
-            container.seek(int((start_s + origin) / tb), stream=stream, backward=True)
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    parts: list[np.ndarray] = []
-    first_t: float | None = None
-    n = 0
-    limit = int(limits.max_seconds * sample_rate)
-    demux = container.demux(stream)
-    done = False
-    while not done:
-        try:
-            packet = next(demux)
-        except StopIteration:
-            break
-        except Exception:
-            break  # truncated: keep what decoded
-        try:
-            frames = packet.decode()
-        except Exception:
-            continue
-        for frame in frames:
-            t = float(frame.pts * tb) - origin if frame.pts is not None else None
-            if first_t is None:
-                first_t = t if t is not None else start_s
-            if end_s is not None and t is not None and t >= end_s:
-                done = True
-                break
-            for out in resampler.resample(frame):
-                parts.append(out.to_ndarray().reshape(-1))
-                n += out.samples
-            if n > limit:
-                raise MediaError(
-                    "too_long",
-                    f"the audio track is longer than the limit of {_hours(limits.max_seconds)}",
-                )
-    for out in resampler.resample(None):
-        parts.append(out.to_ndarray().reshape(-1))
-    y = np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
-    if first_t is None:
-        return y
-    offset = round((first_t - start_s) * sample_rate)  # where the decoded audio starts
-    if offset > 0:
-        y = np.concatenate([np.zeros(offset, np.float32), y])
-    elif offset < 0:
-        y = y[-offset:]
-    if end_s is None and stream.duration:  # the encoder's padding after the declared end
-        end_s = float((stream.duration + (stream.start_time or 0)) * tb) - origin
-    if end_s is not None:
-        y = y[: max(0, round((end_s - start_s) * sample_rate))]
-    np.clip(y, -1.0, 1.0, out=y)
-    return np.ascontiguousarray(y)
+        return decode_track(container, stream, reader.origin, start_s, end_s, sample_rate, limits)
 
 
 def load_clip(

@@ -38,7 +38,7 @@ def encode_video(
     timestamps). MP4/MOV have their index first (faststart), so a cut copy still plays.
     """
     from detector.config import check_choice
-    from detector.media.video import _reason
+    from detector.media.video_container import error_reason
 
     check_choice("container", container, _MUXER)
     for name in (codec, audio_codec):
@@ -67,7 +67,7 @@ def encode_video(
                              audio_codec=audio_codec, audio_bit_rate=audio_bit_rate)  # fmt: skip
         except (av.FFmpegError, ValueError) as exc:  # e.g. a codec the container cannot hold
             raise ValueError(
-                f"cannot encode {codec}/{audio_codec} in {container} ({_reason(exc)})"
+                f"cannot encode {codec}/{audio_codec} in {container} ({error_reason(exc)})"
             ) from None
         return path.read_bytes()
 

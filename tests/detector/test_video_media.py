@@ -24,9 +24,9 @@ from detector.media.video import (
     probe_video,
     read_frames,
     sample_frames,
-    sniff_video_format,
     video_facts,
 )
+from detector.media.video_container import sniff_video_format
 from generators.sources.video import pan_zoom_clip
 
 FPS = 10.0
