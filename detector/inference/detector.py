@@ -21,6 +21,7 @@ from detector.eval.calibration import Calibration
 from detector.identity import default_model_dir, model_identity
 from detector.inference.batch import score_pixels
 from detector.media import ImageLimits, MediaError, decode_image
+from detector.media.errors import too_large
 from detector.models import load_model
 from detector.models.checkpoint import read_card
 
@@ -188,9 +189,7 @@ def _read_file(path: Path, limits: ImageLimits) -> bytes:
     try:
         size = path.stat().st_size
         if size > limits.max_bytes:
-            raise MediaError(
-                "too_large", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}"
-            )
+            raise too_large(size, limits.max_bytes)
         return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError):
         raise MediaError("corrupt_media", f"{path}: no such file") from None

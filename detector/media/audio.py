@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from detector.media.errors import MediaError
+from detector.media.errors import MediaError, size_and_head
 
 SAMPLE_RATE = 16_000
 AUDIO_FORMATS = ("WAV", "FLAC", "OGG", "MP3", "AIFF", "NIST")
@@ -79,33 +79,12 @@ def sniff_audio_format(head: bytes) -> str | None:
 
 
 def _open(source: bytes | str | Path, limits: AudioLimits) -> tuple[sf.SoundFile, str, int]:
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-        n_bytes, head = len(data), data[:16]
-        if n_bytes > limits.max_bytes:
-            raise MediaError(
-                "too_large", f"file is {n_bytes:,} bytes; the limit is {limits.max_bytes:,}"
-            )
-        file: io.BytesIO | str = io.BytesIO(data)
-    else:
-        path = Path(source)
-        try:
-            n_bytes = path.stat().st_size
-            if path.is_dir():
-                raise MediaError("corrupt_media", f"{path} is a directory, not a file")
-            with path.open("rb") as f:
-                head = f.read(16)
-        except FileNotFoundError:
-            raise MediaError("corrupt_media", f"{path}: no such file") from None
-        except PermissionError:
-            raise MediaError("corrupt_media", f"{path}: permission denied") from None
-        if n_bytes > limits.max_bytes:
-            raise MediaError(
-                "too_large", f"file is {n_bytes:,} bytes; the limit is {limits.max_bytes:,}"
-            )
-        file = str(path)
-    if n_bytes == 0:
-        raise MediaError("empty", "the file is empty (0 bytes)")
+    n_bytes, head = size_and_head(source, 16, limits.max_bytes)
+    file: io.BytesIO | str = (
+        io.BytesIO(bytes(source))
+        if isinstance(source, bytes | bytearray | memoryview)
+        else str(source)
+    )
     fmt = sniff_audio_format(head)
     if fmt is None:
         raise MediaError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 
-from detector.media.errors import MediaError
+from detector.media.errors import MediaError, size_and_head
 
 VideoSource = str | Path | bytes  # a path or the file's bytes
 VIDEO_FORMATS = ("mp4", "mov", "m4v", "3gp", "mkv", "webm", "avi", "ts", "flv", "asf", "mpeg")
@@ -80,35 +80,13 @@ def sniff_video_format(head: bytes) -> str | None:
     return None
 
 
-def too_large(n_bytes: int, limits: VideoLimits) -> MediaError:
-    return MediaError("too_large", f"file is {n_bytes:,} bytes; the limit is {limits.max_bytes:,}")
-
-
 def open_container(src: VideoSource, limits: VideoLimits) -> tuple[Any, str, int]:
     """Check size and signature, then open with the demuxer the content names."""
+    n_bytes, head = size_and_head(src, _HEAD, limits.max_bytes)
     if isinstance(src, bytes | bytearray | memoryview):
-        data = bytes(src)
-        n_bytes, head = len(data), data[:_HEAD]
-        if n_bytes > limits.max_bytes:
-            raise too_large(n_bytes, limits)
-        file: Any = io.BytesIO(data)
-    else:
-        path = Path(src)
-        try:
-            if path.is_dir():
-                raise MediaError("corrupt_media", f"{path} is a directory, not a file")
-            n_bytes = path.stat().st_size
-            with path.open("rb") as f:
-                head = f.read(_HEAD)
-        except FileNotFoundError:
-            raise MediaError("corrupt_media", f"{path}: no such file") from None
-        except PermissionError:
-            raise MediaError("corrupt_media", f"{path}: permission denied") from None
-        if n_bytes > limits.max_bytes:
-            raise too_large(n_bytes, limits)
-        file = "file:" + str(path.resolve())  # the file protocol, whatever the name says
-    if n_bytes == 0:
-        raise MediaError("empty", "the file is empty (0 bytes)")
+        file: Any = io.BytesIO(bytes(src))
+    else:  # the file protocol, whatever the name says
+        file = "file:" + str(Path(src).resolve())
     fmt = sniff_video_format(head)
     if fmt is None:
         raise MediaError(
