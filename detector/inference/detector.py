@@ -21,7 +21,7 @@ from detector.eval.calibration import Calibration
 from detector.identity import default_model_dir, model_identity
 from detector.inference.batch import score_pixels
 from detector.media import ImageLimits, MediaError, decode_image
-from detector.media.errors import too_large
+from detector.media.files import read_limited
 from detector.models import load_model
 from detector.models.checkpoint import read_card
 
@@ -172,7 +172,7 @@ class Detector:
                 "height": item.shape[0],
             }
             return item
-        data = item if isinstance(item, bytes) else _read_file(Path(item), self.limits)
+        data = item if isinstance(item, bytes) else read_limited(item, self.limits.max_bytes)
         res.sha256 = hashlib.sha256(data).hexdigest()
         img = decode_image(data, limits=self.limits)
         res.media = {
@@ -183,18 +183,6 @@ class Detector:
             "bytes": img.n_bytes,
         }
         return img.pixels
-
-
-def _read_file(path: Path, limits: ImageLimits) -> bytes:
-    try:
-        size = path.stat().st_size
-        if size > limits.max_bytes:
-            raise too_large(size, limits.max_bytes)
-        return path.read_bytes()
-    except (FileNotFoundError, IsADirectoryError):
-        raise MediaError("corrupt_media", f"{path}: no such file") from None
-    except PermissionError:
-        raise MediaError("corrupt_media", f"{path}: permission denied") from None
 
 
 def _describe(item: ImageInput) -> str:

@@ -27,7 +27,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from detector.media.errors import MediaError, size_and_head
+from detector.media.errors import MediaError
+from detector.media.files import size_and_head
 
 SAMPLE_RATE = 16_000
 AUDIO_FORMATS = ("WAV", "FLAC", "OGG", "MP3", "AIFF", "NIST")

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from detector.media.errors import MediaError
+from detector.media.files import read_limited
 
 # A truncated file must be an error, not a silently grey-padded image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -58,29 +59,6 @@ class DecodedImage:
     n_bytes: int
 
 
-def _read(source: bytes | str | Path, limits: ImageLimits) -> bytes:
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-    else:
-        path = Path(source)
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise MediaError("corrupt_media", f"{path}: no such file") from None
-        if size > limits.max_bytes:
-            raise MediaError(
-                "too_large", f"file is {size:,} bytes; the limit is {limits.max_bytes:,}"
-            )
-        data = path.read_bytes()
-    if not data:
-        raise MediaError("empty", "the file is empty (0 bytes)")
-    if len(data) > limits.max_bytes:
-        raise MediaError(
-            "too_large", f"file is {len(data):,} bytes; the limit is {limits.max_bytes:,}"
-        )
-    return data
-
-
 def sniff_image_format(data: bytes) -> str | None:
     """The image format named by the content's header, or ``None`` if it is not an image."""
     try:
@@ -101,7 +79,7 @@ def probe_image(
     the header is found by the full decode.
     """
     limits = limits or ImageLimits()
-    data = _read(source, limits)
+    data = read_limited(source, limits.max_bytes)
     img = _open(data)
     with img:
         return _check_header(img, limits)
@@ -155,7 +133,7 @@ def decode_image(source: bytes | str | Path, *, limits: ImageLimits | None = Non
     ``corrupt_media`` (truncated or undecodable).
     """
     limits = limits or ImageLimits()
-    data = _read(source, limits)
+    data = read_limited(source, limits.max_bytes)
     img = _open(data)
     with img:
         fmt, _, _ = _check_header(img, limits)

@@ -14,7 +14,8 @@ from typing import Any
 
 import av
 
-from detector.media.errors import MediaError, size_and_head
+from detector.media.errors import MediaError
+from detector.media.files import size_and_head
 
 VideoSource = str | Path | bytes  # a path or the file's bytes
 VIDEO_FORMATS = ("mp4", "mov", "m4v", "3gp", "mkv", "webm", "avi", "ts", "flv", "asf", "mpeg")

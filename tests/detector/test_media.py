@@ -94,6 +94,18 @@ def test_missing_file_is_a_media_error(tmp_path) -> None:
         decode_image(tmp_path / "nope.png")
 
 
+def test_a_folder_or_missing_file_gets_a_code_in_every_modality(tmp_path) -> None:
+    """Images, recordings and videos read files through one place (media.files)."""
+    from detector.media.audio import decode_audio
+    from detector.media.video import probe_video
+
+    for read in (decode_image, decode_audio, probe_video):
+        for path, message in ((tmp_path, "is a directory"), (tmp_path / "gone", "no such file")):
+            with pytest.raises(MediaError, match=message) as info:
+                read(path)
+            assert info.value.code == "corrupt_media"
+
+
 def test_sniff_reads_content_not_extension() -> None:
     assert sniff_image_format(encode(photo_like(6), "PNG")) == "PNG"
     assert sniff_image_format(b"not an image") is None
