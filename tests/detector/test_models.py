@@ -29,19 +29,34 @@ def test_image_detectors_give_finite_logits(residual: str) -> None:
         assert out.shape == (3,) and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("frontend", ["stft", "lfcc", "logmel", "cqt"])
-def test_voice_detectors_give_finite_logits_and_round_trip(tmp_path, frontend: str) -> None:
-    model = create("audio_cnn", preset="tiny", frontend=frontend).eval()
+@pytest.mark.parametrize(
+    ("frontend", "pool"),
+    [("stft", "avg"), ("lfcc", "avg"), ("logmel", "avg"), ("cqt", "max"), ("lfcc+pulse", "avgmax")],
+)
+def test_voice_detectors_give_finite_logits_and_round_trip(
+    tmp_path, frontend: str, pool: str
+) -> None:
+    model = create("audio_cnn", preset="tiny", frontend=frontend, global_pool=pool).eval()
     for seconds in (1.0, 2.0, 4.5):  # any length; the detector is given fixed chunks
         out = model(torch.randn(2, int(seconds * 16_000)) * 0.1)
         assert out.shape == (2,) and torch.isfinite(out).all()
-    card = {"architecture": "audio_cnn", "model_config": {"frontend": frontend}}
+    card = {
+        "architecture": "audio_cnn",
+        "model_config": {"frontend": frontend, "global_pool": pool},
+    }
     card["model_config"] |= {"channels": [8, 16, 32, 64], "stem_width": 8, "dropout": 0.0}
     save_model(model, card, tmp_path)
     loaded, _ = load_model(tmp_path)
     x = torch.randn(1, 32_000) * 0.1
     with torch.inference_mode():
         assert torch.equal(model(x), loaded(x))
+
+
+def test_bad_voice_configs_name_the_valid_values() -> None:
+    with pytest.raises(ValueError, match=r"global_pool.*'avgmax'"):
+        create("audio_cnn", preset="tiny", global_pool="attention")
+    with pytest.raises(ValueError, match=r"unknown front-end 'mfcc'"):
+        create("audio_cnn", preset="tiny", frontend="lfcc+mfcc")
 
 
 def test_npr_residual_is_zero_on_nearest_upsampled_images() -> None:
