@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from detector.eval.metrics import eer
 
@@ -23,7 +24,7 @@ class Calibration:
 
     def probability(self, logits: np.ndarray | float) -> np.ndarray:
         z = np.asarray(logits, dtype=np.float64) / self.temperature
-        return 1.0 / (1.0 + np.exp(-z))
+        return expit(z)  # 1 / (1 + exp(-z)) without overflow for very negative z
 
     def verdict(self, prob: float) -> str:
         if prob >= self.uncertain_high:
