@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -41,14 +41,21 @@ def check_video_source(name: str, source: Any) -> Any:
 # --- finding the face ----------------------------------------------------------------------
 
 
-def check_tracking(*, detect_side: int, detect_every: int, alpha: float, max_gap: int) -> None:
+class TrackingFields(Protocol):
+    detect_side: int
+    detect_every: int
+    track_alpha: float
+    max_gap: int
+
+
+def check_tracking(config: TrackingFields) -> None:
     """Validate the tracking fields the swap configs share."""
-    if detect_side < 32 or detect_every < 1:
-        raise ValueError(
-            f"need detect_side >= 32 and detect_every >= 1, got {detect_side}, {detect_every}"
-        )
-    if not 0.0 < alpha <= 1.0 or max_gap < 0:
-        raise ValueError(f"need 0 < track_alpha <= 1 and max_gap >= 0, got {alpha}, {max_gap}")
+    side, every = config.detect_side, config.detect_every
+    if side < 32 or every < 1:
+        raise ValueError(f"need detect_side >= 32 and detect_every >= 1, got {side}, {every}")
+    alpha, gap = config.track_alpha, config.max_gap
+    if not 0.0 < alpha <= 1.0 or gap < 0:
+        raise ValueError(f"need 0 < track_alpha <= 1 and max_gap >= 0, got {alpha}, {gap}")
 
 
 def track_faces(

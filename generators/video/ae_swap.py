@@ -98,12 +98,7 @@ class AESwapConfig:
             raise ValueError("dssim_weight, warp, zoom and shift must be >= 0")
         if not 0.2 <= self.mask_shrink <= 1.2 or not 0.0 <= self.feather <= 1.0:
             raise ValueError("need 0.2 <= mask_shrink <= 1.2 and 0 <= feather <= 1")
-        check_tracking(
-            detect_side=self.detect_side,
-            detect_every=self.detect_every,
-            alpha=self.track_alpha,
-            max_gap=self.max_gap,
-        )
+        check_tracking(self)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> AESwapConfig:

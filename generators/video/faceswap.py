@@ -85,12 +85,7 @@ class FaceSwapConfig:
             raise ValueError(f"mask_shrink must be in [0.2, 1.2], got {self.mask_shrink}")
         if not 0.0 <= self.feather <= 1.0:
             raise ValueError(f"feather must be in [0, 1], got {self.feather}")
-        check_tracking(
-            detect_side=self.detect_side,
-            detect_every=self.detect_every,
-            alpha=self.track_alpha,
-            max_gap=self.max_gap,
-        )
+        check_tracking(self)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> FaceSwapConfig:

@@ -65,12 +65,7 @@ class SelfBlendConfig:
             a, b = getattr(self, name)
             if not 0.0 <= a <= b <= 1.2:
                 raise ValueError(f"{name} must be (lo, hi) with 0 <= lo <= hi <= 1.2")
-        check_tracking(
-            detect_side=self.detect_side,
-            detect_every=self.detect_every,
-            alpha=self.track_alpha,
-            max_gap=self.max_gap,
-        )
+        check_tracking(self)
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> SelfBlendConfig:

@@ -239,3 +239,15 @@ def test_main_face_runs_drop_a_weaker_face() -> None:
     scores = [6.0, 7.0, 0.0, 2.0, 2.5, 2.0, 0.0, 5.0]
     # The main face's runs stay (also after it was lost); the long weak one goes.
     assert main_face_runs(boxes, scores) == [True, True, False, False, False, False, False, True]
+
+
+@pytest.mark.parametrize("name", ["faceswap", "ae_swap", "selfblend"])
+def test_face_generators_check_their_tracking_settings(name: str) -> None:
+    for bad, field in (
+        ({"detect_side": 16}, "detect_side"),
+        ({"detect_every": 0}, "detect_every"),
+        ({"track_alpha": 0.0}, "track_alpha"),
+        ({"max_gap": -1}, "max_gap"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            create(name, preset="tiny", **bad)
