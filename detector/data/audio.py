@@ -80,9 +80,20 @@ def random_chunk(
 ) -> np.ndarray:
     """A random ``chunk``-sample window; for a partially synthetic clip, one that holds
     (as much as fits of) the synthetic segment, so its label is true of the chunk."""
-    if len(y) <= chunk:
-        return tile_to(y, chunk)
-    lo, hi = 0, len(y) - chunk
+    return take_chunk(y, random_start(len(y), chunk, rng, segments, sample_rate), chunk)
+
+
+def random_start(
+    n_samples: int,
+    chunk: int,
+    rng: np.random.Generator,
+    segments: Sequence[Sequence[float]] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> int:
+    """Where ``random_chunk`` starts its window (0 for a clip no longer than a chunk)."""
+    if n_samples <= chunk:
+        return 0
+    lo, hi = 0, n_samples - chunk
     if segments:
         a = int(segments[0][0] * sample_rate)
         b = int(segments[0][1] * sample_rate)
@@ -90,9 +101,31 @@ def random_chunk(
             lo, hi = a, max(a, b - chunk)
         else:  # the chunk contains the whole segment
             lo, hi = max(0, b - chunk), min(hi, a)
-        hi = min(max(lo, hi), len(y) - chunk)
-    start = int(rng.integers(lo, hi + 1))
-    return y[start : start + chunk]
+        hi = min(max(lo, hi), n_samples - chunk)
+    return int(rng.integers(lo, hi + 1))
+
+
+def take_chunk(y: np.ndarray, start: int, chunk: int) -> np.ndarray:
+    """``chunk`` samples from ``start``; a clip shorter than that is repeated to fill it."""
+    return tile_to(y, chunk) if len(y) <= chunk else y[start : start + chunk]
+
+
+def synthetic_mask(
+    n_samples: int,
+    label: int,
+    segments: Sequence[Sequence[float]] | None = None,
+    sample_rate: int = SAMPLE_RATE,
+) -> np.ndarray:
+    """Per sample of a clip, 1 where it is synthetic: nowhere in a real clip, everywhere
+    in a synthetic one, inside the manifest's segments in a partially synthetic one."""
+    if not label:
+        return np.zeros(n_samples, dtype=np.float32)
+    if not segments:
+        return np.ones(n_samples, dtype=np.float32)
+    mask = np.zeros(n_samples, dtype=np.float32)
+    for a, b in segments:
+        mask[max(0, round(a * sample_rate)) : max(0, round(b * sample_rate))] = 1.0
+    return mask
 
 
 # --- augmentation -------------------------------------------------------------------------

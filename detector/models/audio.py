@@ -6,6 +6,7 @@ clip is scored chunk by chunk (the timeline) and the chunk logits are aggregated
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,13 @@ class AudioDetectorConfig:
     # (validation AUC 0.945 against 0.983; test 0.970 against 0.986, splice 0.728
     # against 0.850).
     global_pool: str = "avg"
+    # "clip": the backbone pools a chunk to one logit. "frames": a logit for each step of
+    # the last feature map (the chunk's length / 32: 0.32 s for 4 s), trained on where the
+    # synthetic part of the chunk is (a spliced clip's segment from the manifest); the
+    # chunk's logit is the mean of its top quarter of frame logits, as a clip's is of its
+    # chunks'. A short synthetic stretch is not averaged away with the real speech around
+    # it, and the frame logits say where it is.
+    head: str = "clip"
     chunk_seconds: float = 4.0  # the network's input length
     hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step
     dropout: float = 0.2
@@ -40,6 +48,7 @@ class AudioDetectorConfig:
     def __post_init__(self) -> None:
         frontend_parts(self.frontend)
         check_choice("global_pool", self.global_pool, ("avg", "max", "avgmax"))
+        check_choice("head", self.head, ("clip", "frames"))
         if self.chunk_seconds <= 0 or self.hop_seconds <= 0:
             raise ValueError("chunk_seconds and hop_seconds must be positive")
         if self.hop_seconds > self.chunk_seconds:
@@ -83,8 +92,15 @@ class PartNorm(nn.Module):
         return torch.cat([norm(r) for norm, r in zip(self.parts, rows, strict=True)], dim=2)
 
 
+def top_quarter_mean(logits: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` -> ``(B,)``: the mean of each row's top quarter (at least one)."""
+    k = max(1, math.ceil(logits.shape[1] / 4))
+    return torch.topk(logits, k, dim=1).values.mean(1)
+
+
 class AudioDetector(nn.Module):
-    """``(B, T)`` waveforms at 16 kHz in [-1, 1] -> ``(B,)`` logits of "synthetic"."""
+    """``(B, T)`` waveforms at 16 kHz in [-1, 1] -> ``(B,)`` logits of "synthetic"
+    (and, with ``head="frames"``, ``(B, T')`` frame logits through ``frames``)."""
 
     def __init__(self, config: AudioDetectorConfig) -> None:
         super().__init__()
@@ -99,15 +115,29 @@ class AudioDetector(nn.Module):
             kwargs["channels"] = config.channels
         if config.stem_width is not None:
             kwargs["stem_width"] = config.stem_width
+        frames = config.head == "frames"
         self.backbone = timm.create_model(
             config.backbone,
             pretrained=False,
-            num_classes=1,
+            num_classes=0 if frames else 1,
             in_chans=1,
             drop_rate=config.dropout,
             global_pool=config.global_pool,
             **kwargs,
         )
+        if frames:
+            self.frame_drop = nn.Dropout(config.dropout)
+            self.frame_head = nn.Conv1d(self.backbone.num_features, 1, kernel_size=1)
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> ``(B, T')`` frame logits (``head="frames"`` only): the last
+        feature map averaged over frequency, one linear map per time step."""
+        if self.config.head != "frames":
+            raise ValueError('frame logits need a model with head="frames"')
+        maps = self.backbone.forward_features(self.norm(self.frontend(x)))  # (B, C, F', T')
+        return self.frame_head(self.frame_drop(maps.mean(2))).squeeze(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.config.head == "frames":
+            return top_quarter_mean(self.frames(x))
         return self.backbone(self.norm(self.frontend(x))).squeeze(1)

@@ -45,7 +45,14 @@ class AudioTrainConfig(TrainConfig):
     lr: float = 1e-3
     weight_decay: float = 0.01
     balance: bool = True
+    # A frame-head model's loss: the chunk's, plus this times the frames' (their targets:
+    # the synthetic share of each frame's samples).
+    frame_weight: float = 1.0
     augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.frame_weight < 0:
+            raise ValueError(f"frame_weight must be >= 0, got {self.frame_weight}")
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> AudioTrainConfig:

@@ -9,10 +9,12 @@ is scored (crops of an image, chunks of a clip).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from detector.data.corpus import Item, load_pixels
@@ -34,8 +36,15 @@ class Task:
     def example(self, media: Any, item: Item, rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
+    def batch(self, examples: Sequence[Any]) -> torch.Tensor:
         raise NotImplementedError
+
+    def loss(
+        self, model: nn.Module, examples: Sequence[Any], y: torch.Tensor, pos_weight: torch.Tensor
+    ) -> torch.Tensor:
+        """One training batch's loss: binary cross-entropy of the model's logits."""
+        logits = model(self.batch(examples))
+        return F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
 
     def logits(self, model: nn.Module, media: Sequence[Any]) -> np.ndarray:
         raise NotImplementedError
@@ -73,9 +82,17 @@ class ImageTask(Task):
         )
 
 
+@dataclass
+class AudioExample:
+    samples: np.ndarray  # the augmented chunk, float32
+    # Per sample of the chunk, 1 where it is synthetic; only for models with a frame head.
+    synthetic: np.ndarray | None = None
+
+
 class AudioTask(Task):
     """Clips: a random chunk per clip (holding the synthetic part of a spliced clip),
-    augmented; items scored chunk by chunk and aggregated."""
+    augmented; items scored chunk by chunk and aggregated. A model with a frame head is
+    also taught which of its frames are synthetic."""
 
     modality = "audio"
     architecture = "audio_cnn"
@@ -86,14 +103,41 @@ class AudioTask(Task):
 
         return [load_clip(str(it.path)) for it in items]
 
-    def example(self, media: np.ndarray, item: Item, rng: np.random.Generator) -> np.ndarray:
-        from detector.data.audio import augment_audio, random_chunk
+    def example(self, media: np.ndarray, item: Item, rng: np.random.Generator) -> AudioExample:
+        from detector.data.audio import augment_audio, random_start, synthetic_mask, take_chunk
 
-        chunk = random_chunk(media, self.model_config.chunk_samples, rng, segments=item.segments)
-        return augment_audio(chunk, self.train_config.augment, rng)  # type: ignore[arg-type]
+        n = self.model_config.chunk_samples
+        start = random_start(len(media), n, rng, item.segments)
+        chunk = augment_audio(take_chunk(media, start, n), self.train_config.augment, rng)  # type: ignore[arg-type]
+        if self.model_config.head != "frames":
+            return AudioExample(chunk)
+        mask = synthetic_mask(len(media), item.label, item.segments)
+        return AudioExample(chunk, take_chunk(mask, start, n))
 
-    def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(examples).astype(np.float32, copy=False))
+    def batch(self, examples: Sequence[AudioExample]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([e.samples for e in examples]).astype(np.float32))
+
+    def loss(
+        self,
+        model: nn.Module,
+        examples: Sequence[AudioExample],
+        y: torch.Tensor,
+        pos_weight: torch.Tensor,
+    ) -> torch.Tensor:
+        """With a frame head, the chunk's loss plus ``frame_weight`` times the frames':
+        each frame's target is the synthetic share of the samples under it."""
+        if self.model_config.head != "frames":
+            return super().loss(model, examples, y, pos_weight)
+        from detector.models.audio import top_quarter_mean
+
+        frames = model.frames(self.batch(examples))  # type: ignore[operator]
+        masks = torch.from_numpy(np.stack([e.synthetic for e in examples]))  # type: ignore[misc]
+        target = F.adaptive_avg_pool1d(masks[:, None], frames.shape[1])[:, 0]
+        chunk_loss = F.binary_cross_entropy_with_logits(
+            top_quarter_mean(frames), y, pos_weight=pos_weight
+        )
+        frame_loss = F.binary_cross_entropy_with_logits(frames, target, pos_weight=pos_weight)
+        return chunk_loss + self.train_config.frame_weight * frame_loss  # type: ignore[attr-defined]
 
     def logits(self, model: nn.Module, media: Sequence[np.ndarray]) -> np.ndarray:
         from detector.inference.clips import score_clips

@@ -136,9 +136,9 @@ def train_detector(
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            x = task.batch([task.example(train_px[i], train_items[i], rng) for i in idx])
+            examples = [task.example(train_px[i], train_items[i], rng) for i in idx]
             y = torch.from_numpy(y_train[idx]).float()
-            loss = F.binary_cross_entropy_with_logits(model(x), y, pos_weight=pos_weight)
+            loss = task.loss(model, examples, y, pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

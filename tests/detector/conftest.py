@@ -117,8 +117,11 @@ def mulaw(y: np.ndarray, bits: int = 4) -> np.ndarray:
 VOICE_FAMILIES = {"fam_phase": random_phase, "fam_mulaw": lambda y, _s: mulaw(y)}
 
 
-def build_tiny_voice_corpus(out: Path, *, n_real: int = 30, seconds: float = 3.0) -> Path:
-    """Real speech-like clips and two synthetic families made from them, encoded alike."""
+def build_tiny_voice_corpus(
+    out: Path, *, n_real: int = 30, seconds: float = 3.0, splice: bool = False
+) -> Path:
+    """Real speech-like clips and two synthetic families made from them, encoded alike;
+    with ``splice``, a third: the clip with its middle second from ``fam_phase``."""
     from detector.media.audio import prepare_speech
     from generators.corpus.encoding import (
         AudioEncodingConfig,
@@ -132,7 +135,7 @@ def build_tiny_voice_corpus(out: Path, *, n_real: int = 30, seconds: float = 3.0
     splits = split_items(ids, (0.6, 0.2, 0.2), seed=0)
     rows = []
 
-    def add(item_id, label, fam, clip, parent):
+    def add(item_id, label, fam, clip, parent, segments=None):
         clip = prepare_speech(clip).samples
         enc = choose_audio_encoding(enc_cfg, corpus_seed=0, item_id=item_id)
         data = encode_clip(clip, 16_000, enc)
@@ -160,6 +163,7 @@ def build_tiny_voice_corpus(out: Path, *, n_real: int = 30, seconds: float = 3.0
                 sha256=hashlib.sha256(data).hexdigest(),
                 duration_s=len(clip) / 16_000,
                 sample_rate=16_000,
+                segments=segments,
             )
         )
 
@@ -168,6 +172,12 @@ def build_tiny_voice_corpus(out: Path, *, n_real: int = 30, seconds: float = 3.0
         add(f"real-{i:04d}", "real", None, y, utt)
         fam = list(VOICE_FAMILIES)[i % 2]
         add(f"{fam}-{i:04d}", "synthetic", fam, VOICE_FAMILIES[fam](y, i), utt)
+        if splice:
+            part = prepare_speech(y).samples  # trimmed now, so the segment's times hold
+            mid = len(part) // 2
+            a, b = mid - 8_000, mid + 8_000
+            part[a:b] = random_phase(part, i)[a:b] * (np.abs(part[a:b]).max() / 0.5)
+            add(f"fam_splice-{i:04d}", "synthetic", "fam_splice", part, utt, [[a / 16e3, b / 16e3]])
     write_manifest(out, rows)
     (out / "corpus.json").write_text(json.dumps({"note": "test voice corpus"}))
     return out

@@ -1,0 +1,141 @@
+"""The voice model's frame head: a logit per 1/32 of a chunk, trained on where the
+synthetic part of a spliced clip is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from detector.data.audio import random_chunk, random_start, synthetic_mask, take_chunk
+from detector.inference import Detector
+from detector.models.audio import AudioDetector, AudioDetectorConfig, top_quarter_mean
+from detector.train.config import AudioTrainConfig
+from detector.train.tasks import AudioTask
+from tests.detector.conftest import build_tiny_voice_corpus, random_phase
+
+
+def test_synthetic_mask_follows_label_and_segments() -> None:
+    assert synthetic_mask(10, 0).tolist() == [0.0] * 10
+    assert synthetic_mask(10, 1).tolist() == [1.0] * 10
+    mask = synthetic_mask(16_000, 1, [(0.25, 0.5)])
+    assert mask.sum() == 4_000 and mask[4_000:8_000].all() and not mask[:4_000].any()
+
+
+def test_a_chunk_and_its_mask_come_from_the_same_window() -> None:
+    y = np.arange(16_000 * 10, dtype=np.float32)
+    segments = [(5.0, 6.5)]
+    mask = synthetic_mask(len(y), 1, segments)
+    for seed in range(20):
+        start = random_start(len(y), 64_000, np.random.default_rng(seed), segments)
+        chunk, m = take_chunk(y, start, 64_000), take_chunk(mask, start, 64_000)
+        assert chunk[0] == start and m.sum() == 1.5 * 16_000  # the whole segment is inside
+        assert np.array_equal(chunk[m == 1], np.arange(80_000, 104_000, dtype=np.float32))
+        # random_chunk draws the same window from the same generator state
+        again = random_chunk(y, 64_000, np.random.default_rng(seed), segments=segments)
+        assert np.array_equal(again, chunk)
+    short = np.arange(10, dtype=np.float32)  # shorter than a chunk: repeated, mask alike
+    assert take_chunk(short, 0, 25).tolist() == [*range(10), *range(10), *range(5)]
+    assert take_chunk(synthetic_mask(10, 1, [(0, 2 / 16_000)]), 0, 25).sum() == 6
+
+
+def test_the_frame_head_gives_a_logit_per_step_and_their_top_quarter() -> None:
+    model = AudioDetector(AudioDetectorConfig.preset("tiny", head="frames")).eval()
+    x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (3, 32_000)).astype("f4"))
+    with torch.no_grad():
+        frames, chunk = model.frames(x), model(x)
+    assert frames.shape == (3, 7)  # 2 s -> 201 spectrogram frames -> 7 after stride 32
+    assert torch.allclose(chunk, top_quarter_mean(frames))
+    assert torch.allclose(
+        top_quarter_mean(torch.tensor([[0.0, 3.0, 1.0, 2.0, 5.0]])), torch.tensor([4.0])
+    )
+    with pytest.raises(ValueError, match="head"):
+        AudioDetector(AudioDetectorConfig.preset("tiny")).frames(x)
+    with pytest.raises(ValueError, match="head"):
+        AudioDetectorConfig(head="pixels")
+    with pytest.raises(ValueError, match="frame_weight"):
+        AudioTrainConfig(frame_weight=-1.0)
+
+
+def test_frame_targets_are_the_synthetic_share_of_each_frame() -> None:
+    """The frame loss at the targets a spliced chunk should have is lower than with the
+    targets swapped: the loss sees the segment's place, not only the label."""
+    cfg = AudioDetectorConfig.preset("tiny", head="frames")
+    task = AudioTask(cfg, AudioTrainConfig.preset("tiny", frame_weight=1.0))
+    model = AudioDetector(cfg)
+    y = np.zeros(32_000, dtype=np.float32)
+    ex = task.example(y, _item(1, [(0.0, 1.0)]), np.random.default_rng(0))
+    assert (
+        ex.synthetic is not None and ex.synthetic[:16_000].all() and not ex.synthetic[16_000:].any()
+    )
+    n = 7  # frames of a 2 s chunk
+    ramp = torch.linspace(6, -6, n)  # high logits early, where the segment is
+    assert _frame_loss(task, model, ex, ramp) < _frame_loss(task, model, ex, -ramp)
+
+
+def _frame_loss(task: AudioTask, model: AudioDetector, ex, frame_logits: torch.Tensor) -> float:
+    original = model.frames
+    model.frames = lambda _x: frame_logits[None]  # type: ignore[method-assign]
+    try:
+        return float(task.loss(model, [ex], torch.tensor([1.0]), torch.tensor(1.0)))
+    finally:
+        model.frames = original  # type: ignore[method-assign]
+
+
+def _item(label: int, segments):
+    from detector.data.corpus import Item
+
+    return Item(
+        path=Path("x.wav"),
+        label=label,
+        split="train",
+        generator="g",
+        family="g",
+        corpus="c",
+        source_item=None,
+        bytes=0,
+        modality="audio",
+        segments=tuple(segments) if segments else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def frames_model(tmp_path_factory) -> Path:
+    from detector.train.trainer import train_detector
+
+    corpus = build_tiny_voice_corpus(
+        tmp_path_factory.mktemp("spliced_corpus"), n_real=20, splice=True
+    )
+    out = tmp_path_factory.mktemp("frames_model")
+    train_detector(
+        [corpus],
+        out,
+        modality="audio",
+        preset="tiny",
+        model_overrides={"head": "frames"},
+        train_overrides={"epochs": 12, "patience": 15, "lr": 3e-3, "batch_size": 8},
+    )
+    return out
+
+
+def test_a_frame_head_model_trains_and_its_frames_find_the_splice(frames_model: Path) -> None:
+    """Trained on whole and spliced synthetic clips, the frame logits of a new spliced clip
+    are higher inside its synthetic second than in the real speech around it."""
+    from tests._audio import speech_like
+
+    det = Detector.load(frames_model)
+    card = det.card
+    assert card["model_config"]["head"] == "frames"
+    assert card["history"][-1]["train_loss"] < card["history"][0]["train_loss"]
+    assert card["metrics"]["test"]["per_generator"]["fam_splice"]["auc"] >= 0.8
+    real = speech_like(901, 2.0)
+    spliced = real.copy()
+    spliced[16_000:] = random_phase(real, seed=3)[16_000:] * (np.abs(real[16_000:]).max() / 0.5)
+    with torch.no_grad():
+        frames = det.model.frames(torch.from_numpy(spliced[None]))[0].numpy()
+    n = len(frames)
+    assert frames[n // 2 + 1 :].mean() > frames[: n // 2].mean()  # the second half is synthetic
+    res_real, res_spliced = det.score([real, spliced])
+    assert res_spliced.score > res_real.score
