@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from detector.data.audio import chunk_clip
+from detector.models.audio import top_quarter_mean
 
 
 @dataclass
@@ -19,6 +20,10 @@ class ClipLogits:
     logit: float  # the aggregated chunk logits: the clip's evidence
     chunk_logits: list[float]
     windows: list[tuple[int, int]]  # (start, end) sample of each chunk in the clip
+    # A model with a frame head also gives the finer timeline: (start, end) sample and
+    # logit of each frame step of the clip (overlapping chunks' frames averaged).
+    frame_windows: list[tuple[int, int]] | None = None
+    frame_logits: list[float] | None = None
 
 
 def aggregate(chunk_logits: np.ndarray) -> float:
@@ -32,6 +37,27 @@ def aggregate(chunk_logits: np.ndarray) -> float:
     x = np.sort(np.asarray(chunk_logits, dtype=np.float64))[::-1]
     k = max(1, math.ceil(len(x) / 4))
     return float(x[:k].mean())
+
+
+def frame_timeline(
+    windows: Sequence[tuple[int, int]], frame_logits: np.ndarray, n_samples: int, chunk: int
+) -> tuple[list[tuple[int, int]], list[float]]:
+    """Chunks' frame logits ``(n_chunks, steps)`` laid on one grid of ``chunk / steps``
+    samples over the clip: each frame goes to the cell holding its centre, overlapping
+    chunks' frames are averaged, and frames that start past the end (a short clip's
+    repeat) are dropped."""
+    steps = frame_logits.shape[1]
+    step = chunk / steps
+    starts = np.array([a for a, _ in windows], dtype=np.float64)
+    centres = starts[:, None] + (np.arange(steps) + 0.5) * step  # (n_chunks, steps)
+    inside = centres - step / 2 < n_samples  # the frame starts inside the clip
+    n_cells = math.ceil(n_samples / step)
+    cells = np.minimum(centres[inside] // step, n_cells - 1).astype(np.int64)
+    total = np.bincount(cells, weights=frame_logits[inside], minlength=n_cells)
+    count = np.bincount(cells, minlength=n_cells)
+    kept = np.flatnonzero(count)
+    spans = [(round(c * step), min(n_samples, round((c + 1) * step))) for c in kept]
+    return spans, (total[kept] / count[kept]).tolist()
 
 
 @torch.inference_mode()
@@ -56,13 +82,27 @@ def score_clips(
         windows.append(w)
     stacked = np.concatenate(parts)
     logits = np.empty(len(stacked), dtype=np.float64)
+    frames: np.ndarray | None = None
+    with_frames = getattr(getattr(model, "config", None), "head", "clip") == "frames"
     for start in range(0, len(stacked), batch_size):
         x = torch.from_numpy(stacked[start : start + batch_size]).to(device)
-        logits[start : start + len(x)] = model(x).double().cpu().numpy()
+        if not with_frames:
+            logits[start : start + len(x)] = model(x).double().cpu().numpy()
+            continue
+        f = model.frames(x)  # type: ignore[operator]
+        logits[start : start + len(x)] = top_quarter_mean(f).double().cpu().numpy()
+        if frames is None:
+            frames = np.empty((len(stacked), f.shape[1]), dtype=np.float64)
+        frames[start : start + len(x)] = f.double().cpu().numpy()
     out: list[ClipLogits] = []
     pos = 0
-    for w in windows:
+    for y, w in zip(clips, windows, strict=True):
         cl = logits[pos : pos + len(w)]
+        scored = ClipLogits(aggregate(cl), cl.tolist(), w)
+        if frames is not None:
+            scored.frame_windows, scored.frame_logits = frame_timeline(
+                w, frames[pos : pos + len(w)], len(y), chunk
+            )
         pos += len(w)
-        out.append(ClipLogits(aggregate(cl), cl.tolist(), w))
+        out.append(scored)
     return out

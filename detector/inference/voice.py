@@ -51,8 +51,9 @@ class VoiceDetector(Detector):
         self, inputs: AudioInput | Sequence[AudioInput], *, batch_size: int = 64
     ) -> list[ScoreResult]:
         """Score paths, encoded bytes or ``(n,)`` float arrays at 16 kHz; bad inputs get an
-        error. ``segments`` holds each chunk's window, in seconds of the recording as it was
-        given (before silence trimming), and its calibrated score."""
+        error. ``segments`` holds each chunk's window (each frame step's, for a model with a
+        frame head), in seconds of the recording as it was given (before silence
+        trimming), and its calibrated score."""
         if isinstance(inputs, str | Path | bytes | np.ndarray):
             inputs = [inputs]
         results: list[ScoreResult] = []
@@ -89,17 +90,24 @@ class VoiceDetector(Detector):
         for i, s, offset in zip(ok, scored, offsets, strict=True):
             res = results[i]
             prob = float(self.calibration.probability(s.logit))
-            chunk_probs = self.calibration.probability(np.array(s.chunk_logits))
             res.logit, res.score, res.verdict = s.logit, prob, self.calibration.verdict(prob)
+            # A frame-head model's timeline is its frames (about 0.3 s), a chunk model's
+            # its chunks; both through the clip's calibration.
+            spans, logits = (
+                (s.frame_windows, s.frame_logits)
+                if s.frame_windows is not None and s.frame_logits is not None
+                else (s.windows, s.chunk_logits)
+            )
+            probs = self.calibration.probability(np.array(logits))
             res.segments = [
                 {
                     "start_s": round(offset + a / self.sample_rate, 3),
                     "end_s": round(offset + b / self.sample_rate, 3),
                     "score": float(p),
                 }
-                for (a, b), p in zip(s.windows, chunk_probs, strict=True)
+                for (a, b), p in zip(spans, probs, strict=True)
             ]
-            res.top_segment = int(np.argmax(chunk_probs))
+            res.top_segment = int(np.argmax(probs))
             res.timings_ms["model"] = round(model_ms, 3)
         return results
 

@@ -11,6 +11,7 @@ import torch
 
 from detector.data.audio import random_chunk, random_start, synthetic_mask, take_chunk
 from detector.inference import Detector
+from detector.inference.clips import frame_timeline
 from detector.models.audio import AudioDetector, AudioDetectorConfig, top_quarter_mean
 from detector.train.config import AudioTrainConfig
 from detector.train.tasks import AudioTask
@@ -139,3 +140,19 @@ def test_a_frame_head_model_trains_and_its_frames_find_the_splice(frames_model: 
     assert frames[n // 2 + 1 :].mean() > frames[: n // 2].mean()  # the second half is synthetic
     res_real, res_spliced = det.score([real, spliced])
     assert res_spliced.score > res_real.score
+    # The timeline is the frames: about 0.29 s steps over the 2 s, the top one synthetic.
+    segs = res_spliced.segments
+    assert len(segs) == 7 and all(0.25 < s["end_s"] - s["start_s"] < 0.33 for s in segs)
+    assert segs[res_spliced.top_segment]["start_s"] >= 1.0 - 0.3
+
+
+def test_frame_timeline_averages_overlapping_chunks_on_one_grid() -> None:
+    # chunks of 8 samples in 4 frames (2 samples each), every 4 samples over 12 samples
+    windows = [(0, 8), (4, 12)]
+    logits = np.array([[0.0, 1.0, 2.0, 3.0], [10.0, 11.0, 12.0, 13.0]])
+    spans, values = frame_timeline(windows, logits, 12, 8)
+    assert spans == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 12)]
+    assert values == [0.0, 1.0, 6.0, 7.0, 12.0, 13.0]
+    # a clip shorter than a chunk was repeated to fill it: the repeat's frames are dropped
+    spans, values = frame_timeline([(0, 5)], logits[:1], 5, 8)
+    assert spans == [(0, 2), (2, 4), (4, 5)] and values == [0.0, 1.0, 2.0]
