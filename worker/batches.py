@@ -14,7 +14,7 @@ from worker.contract import scan_view
 from worker.db import SCANS, Batch, Scan, scan_row, session_scope, utcnow
 from worker.dispatch import Dispatcher, send_in_chunks
 from worker.paths import is_under, read_manifest, walk_files
-from worker.scanning import finish_batches
+from worker.scan_state import finish_batches
 from worker.settings import Settings
 
 _INSERT_CHUNK = 1000

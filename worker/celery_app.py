@@ -22,7 +22,7 @@ from worker.celery_config import HEARTBEAT_KEY, make_celery
 from worker.db import dispose_engines
 from worker.notify import publish
 from worker.runtime import active_models, configure_torch, get_runtime, pick_device
-from worker.scanning import mark_crashed
+from worker.scan_state import mark_crashed
 from worker.settings import get_settings
 from worker.tasks import run_expand_batch, run_process_scans
 

@@ -22,7 +22,8 @@ from worker.errors import InvalidRequest, NotFound
 from worker.media import HEAD_BYTES, check_upload, media_kind, no_model_error
 from worker.paths import resolve_under_roots
 from worker.runtime import active_models
-from worker.scanning import finish_batches, stored_results
+from worker.scan_state import finish_batches
+from worker.scanning import stored_results
 from worker.settings import Settings
 from worker.storage import BlobStore
 

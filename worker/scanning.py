@@ -19,25 +19,32 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from detector.identity import ModelIdentity
 from detector.inference.detector import ScoreResult
 from detector.media import ImageLimits
-from worker.db import RESULTS, SCANS, Batch, Result, Scan, new_id, session_scope, utcnow
+from worker.db import RESULTS, Result, new_id, session_scope, utcnow
 from worker.media import HEAD_BYTES, media_kind, no_model_error
 from worker.runtime import active_models, get_runtime, shadow_models
+from worker.scan_state import (
+    DONE,
+    FAILED,
+    RELEASED,
+    Claimed,
+    claim,
+    claim_waiting,
+    finish_batches,
+)
 from worker.settings import Settings
 from worker.storage import BlobStore
 
 log = logging.getLogger(__name__)
-
-ACTIVE = ("queued", "running")
 
 
 @dataclass
@@ -53,15 +60,6 @@ class ProcessReport:
     # Videos left for another task (no time left in this one): queue -> scan ids, queued
     # again in the database; the caller sends them (the janitor would, later).
     released: dict[str, list[str]] = field(default_factory=dict)
-
-
-@dataclass
-class _Claimed:
-    id: str
-    path: str | None
-    sha256: str | None
-    batch_id: str | None
-    queue: str
 
 
 @dataclass
@@ -105,11 +103,11 @@ def process_scans(
     owner = owner or new_id()
     stale = utcnow() - timedelta(seconds=settings.hard_time_limit_s + 30)
     with session_scope(url) as session:
-        claimed = _claim(session, scan_ids, owner=owner, stale=stale)
+        claimed = claim(session, scan_ids, owner=owner, stale=stale)
         report.claimed = len(claimed)
         report.skipped = len(set(scan_ids) - {c.id for c in claimed})
         if any(c.queue == "scan" for c in claimed):
-            claimed += _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
+            claimed += claim_waiting(session, settings.microbatch_max - len(claimed), owner)
         # Uploads carry their sha256: look their stored results up in the same transaction.
         known = {c.sha256 for c in claimed if c.sha256}
         stored = stored_results(session, known, models)
@@ -117,7 +115,7 @@ def process_scans(
     if claimed and gather_more and claimed[0].queue == "scan":
         time.sleep(settings.microbatch_wait_ms / 1000)
         with session_scope(url) as session:
-            more = _claim_waiting(session, settings.microbatch_max - len(claimed), owner)
+            more = claim_waiting(session, settings.microbatch_max - len(claimed), owner)
             shas = {c.sha256 for c in more if c.sha256}
             stored |= stored_results(session, shas, models)
         claimed += more
@@ -177,10 +175,10 @@ def process_scans(
                 }
             )
         if done:
-            session.execute(_DONE, done)
+            session.execute(DONE, done)
         if failed:
             session.execute(
-                _FAILED,
+                FAILED,
                 [
                     {"b_id": i, "b_sha": sha, "b_code": code, "b_msg": msg, "b_now": now}
                     for i, sha, code, msg in failed
@@ -188,7 +186,7 @@ def process_scans(
             )
         if released:
             session.execute(
-                _RELEASED, [{"b_id": it.scan_id, "b_owner": owner, "b_now": now} for it in released]
+                RELEASED, [{"b_id": it.scan_id, "b_owner": owner, "b_now": now} for it in released]
             )
         finish_batches(session, {c.batch_id for c in claimed if c.batch_id})
     for it in released:
@@ -266,114 +264,7 @@ def _score_new(
     return scored, kinds, shadow_rows, deferred
 
 
-# Per-scan outcomes, written with one executemany each; only unfinished scans change
-# (an IN list cannot be used with executemany, hence the OR).
-_scans = SCANS
-_UNFINISHED = or_(_scans.c.status == "queued", _scans.c.status == "running")
-_DONE = (
-    update(_scans)
-    .where(_scans.c.id == bindparam("b_id"), _UNFINISHED)
-    .values(
-        status="done",
-        sha256=bindparam("b_sha"),
-        result_id=bindparam("b_result"),
-        cached=bindparam("b_cached"),
-        error_code=None,
-        error_message=None,
-        finished_at=bindparam("b_now"),
-    )
-)
-# A video this task had no time for: queued again, as it was before the claim.
-_RELEASED = (
-    update(_scans)
-    .where(
-        _scans.c.id == bindparam("b_id"),
-        _scans.c.status == "running",
-        _scans.c.owner == bindparam("b_owner"),
-    )
-    .values(
-        status="queued",
-        owner=None,
-        started_at=None,
-        attempts=_scans.c.attempts - 1,
-        dispatched_at=bindparam("b_now"),
-    )
-)
-_FAILED = (
-    update(_scans)
-    .where(_scans.c.id == bindparam("b_id"), _UNFINISHED)
-    .values(
-        status="failed",
-        sha256=func.coalesce(bindparam("b_sha"), _scans.c.sha256),
-        error_code=bindparam("b_code"),
-        error_message=bindparam("b_msg"),
-        finished_at=bindparam("b_now"),
-    )
-)
-
-
-_RETURNING = (
-    _scans.c.id, _scans.c.path, _scans.c.sha256, _scans.c.batch_id, _scans.c.queue
-)  # fmt: skip
-
-
-def _claim(session: Session, scan_ids: list[str], *, owner: str, stale: datetime) -> list[_Claimed]:
-    """Mark the scans that still need work as running by ``owner``.
-
-    Finished and canceled scans are skipped. A ``running`` scan is claimed again when
-    its claim is ours (this task was redelivered after its worker died: a Celery
-    redelivery keeps the task id, and this also takes back the waiting uploads the dead
-    delivery had gathered), unowned, or older than ``stale``; a running scan that
-    another live task gathered into its micro-batch is left to it.
-    """
-    c = _scans.c
-    rows = session.execute(
-        update(_scans)
-        .where(
-            or_(
-                and_(
-                    c.id.in_(scan_ids),
-                    or_(
-                        c.status == "queued",
-                        and_(
-                            c.status == "running",
-                            or_(c.owner.is_(None), c.owner == owner, c.started_at < stale),
-                        ),
-                    ),
-                ),
-                and_(c.owner == owner, c.status == "running"),
-            )
-        )
-        .values(status="running", owner=owner, started_at=utcnow(), attempts=c.attempts + 1)
-        .returning(*_RETURNING)
-    ).all()
-    return [_Claimed(r.id, r.path, r.sha256, r.batch_id, r.queue) for r in rows]
-
-
-def _claim_waiting(session: Session, n: int, owner: str) -> list[_Claimed]:
-    """Micro-batching: also claim up to ``n`` uploads still waiting in the ``scan`` queue,
-    oldest first (their own messages will find them taken and skip them)."""
-    if n <= 0:
-        return []
-    c = _scans.c
-    waiting = (
-        select(c.id)
-        .where(c.queue == "scan", c.status == "queued", c.dispatched_at.is_not(None))
-        .order_by(c.created_at)
-        .limit(n)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        waiting = waiting.with_for_update(skip_locked=True)  # two workers never wait on each other
-    rows = session.execute(
-        update(_scans)
-        .where(c.id.in_(waiting.scalar_subquery()), c.status == "queued")
-        .values(status="running", owner=owner, started_at=utcnow(), attempts=c.attempts + 1)
-        .returning(*_RETURNING)
-    ).all()
-    return [_Claimed(r.id, r.path, r.sha256, r.batch_id, r.queue) for r in rows]
-
-
-def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
+def _read(scan: Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
     """The item's bytes, or for a video its path (the detector streams it: a video may be
     gigabytes, and a task holds many items)."""
     if scan.path is not None:
@@ -400,7 +291,7 @@ def _read(scan: _Claimed, store: BlobStore, limits: ImageLimits) -> _Item:
         ) from None
 
 
-def _open_item(scan: _Claimed, path: Path, sha256: str | None) -> _Item:
+def _open_item(scan: Claimed, path: Path, sha256: str | None) -> _Item:
     with path.open("rb") as f:
         head = f.read(HEAD_BYTES)
         kind = media_kind(head)
@@ -491,44 +382,3 @@ def _insert_results(
         ids |= stored_results(session, lost, models)
     assert len(ids) == len(rows)
     return ids
-
-
-def finish_batches(session: Session, batch_ids: set[str]) -> None:
-    """Mark running batches with no queued or running item as done."""
-    for batch_id in batch_ids:
-        remaining = session.scalar(
-            select(func.count())
-            .select_from(Scan)
-            .where(Scan.batch_id == batch_id, Scan.status.in_(ACTIVE))
-        )
-        if remaining == 0:
-            session.execute(
-                update(Batch)
-                .where(Batch.id == batch_id, Batch.status == "running")
-                .values(status="done", finished_at=utcnow())
-            )
-
-
-def mark_crashed(
-    scan_ids: list[str], *, settings: Settings, message: str, owner: str | None = None
-) -> None:
-    """A task gave up (time limit, unexpected error): fail its unfinished scans, and the
-    waiting uploads it had gathered (claimed by ``owner``), once."""
-    mine = (
-        Scan.id.in_(scan_ids) if owner is None else or_(Scan.id.in_(scan_ids), Scan.owner == owner)
-    )
-    with session_scope(settings.sqlalchemy_url) as session:
-        batch_ids = set(
-            session.scalars(select(Scan.batch_id).where(mine, Scan.status.in_(ACTIVE))).all()
-        )
-        session.execute(
-            update(Scan)
-            .where(mine, Scan.status.in_(ACTIVE))
-            .values(
-                status="failed",
-                error_code="internal_error",
-                error_message=message,
-                finished_at=utcnow(),
-            )
-        )
-        finish_batches(session, {b for b in batch_ids if b})

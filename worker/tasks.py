@@ -11,7 +11,8 @@ import logging
 from worker.batches import expand_batch
 from worker.db import new_id
 from worker.dispatch import Dispatcher, send_in_chunks
-from worker.scanning import ProcessReport, mark_crashed, process_scans
+from worker.scan_state import mark_crashed
+from worker.scanning import ProcessReport, process_scans
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,8 @@ from tests.worker._services import (
 from worker.db import Scan, migrate, session_scope
 from worker.dispatch import EmbeddedDispatcher
 from worker.janitor import sweep
-from worker.scanning import mark_crashed, process_scans
+from worker.scan_state import mark_crashed
+from worker.scanning import process_scans
 from worker.settings import Settings
 
 
