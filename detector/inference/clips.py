@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from detector.data.audio import chunk_clip
-from detector.models.audio import top_quarter_mean
 
 
 @dataclass
@@ -83,14 +82,14 @@ def score_clips(
     stacked = np.concatenate(parts)
     logits = np.empty(len(stacked), dtype=np.float64)
     frames: np.ndarray | None = None
-    with_frames = getattr(getattr(model, "config", None), "head", "clip") == "frames"
+    with_frames = getattr(getattr(model, "config", None), "head", "clip") != "clip"
     for start in range(0, len(stacked), batch_size):
         x = torch.from_numpy(stacked[start : start + batch_size]).to(device)
         if not with_frames:
             logits[start : start + len(x)] = model(x).double().cpu().numpy()
             continue
-        f = model.frames(x)  # type: ignore[operator]
-        logits[start : start + len(x)] = top_quarter_mean(f).double().cpu().numpy()
+        chunk_logits, f = model.outputs(x)  # type: ignore[operator]
+        logits[start : start + len(x)] = chunk_logits.double().cpu().numpy()
         if frames is None:
             frames = np.empty((len(stacked), f.shape[1]), dtype=np.float64)
         frames[start : start + len(x)] = f.double().cpu().numpy()

@@ -38,8 +38,8 @@ class AudioDetectorConfig:
     # the last feature map (the chunk's length / 32: 0.32 s for 4 s), trained on where the
     # synthetic part of the chunk is (a spliced clip's segment from the manifest); the
     # chunk's logit is the mean of its top quarter of frame logits, as a clip's is of its
-    # chunks'. A short synthetic stretch is not averaged away with the real speech around
-    # it, and the frame logits say where it is.
+    # chunks'. "both": the pooled chunk logit of "clip" and the frame logits beside it,
+    # trained together; the frames give the timeline.
     head: str = "clip"
     chunk_seconds: float = 4.0  # the network's input length
     hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step
@@ -48,7 +48,7 @@ class AudioDetectorConfig:
     def __post_init__(self) -> None:
         frontend_parts(self.frontend)
         check_choice("global_pool", self.global_pool, ("avg", "max", "avgmax"))
-        check_choice("head", self.head, ("clip", "frames"))
+        check_choice("head", self.head, ("clip", "frames", "both"))
         if self.chunk_seconds <= 0 or self.hop_seconds <= 0:
             raise ValueError("chunk_seconds and hop_seconds must be positive")
         if self.hop_seconds > self.chunk_seconds:
@@ -100,7 +100,7 @@ def top_quarter_mean(logits: torch.Tensor) -> torch.Tensor:
 
 class AudioDetector(nn.Module):
     """``(B, T)`` waveforms at 16 kHz in [-1, 1] -> ``(B,)`` logits of "synthetic"
-    (and, with ``head="frames"``, ``(B, T')`` frame logits through ``frames``)."""
+    (and, with a frame head, ``(B, T')`` frame logits through ``frames``)."""
 
     def __init__(self, config: AudioDetectorConfig) -> None:
         super().__init__()
@@ -115,29 +115,37 @@ class AudioDetector(nn.Module):
             kwargs["channels"] = config.channels
         if config.stem_width is not None:
             kwargs["stem_width"] = config.stem_width
-        frames = config.head == "frames"
         self.backbone = timm.create_model(
             config.backbone,
             pretrained=False,
-            num_classes=0 if frames else 1,
+            num_classes=0 if config.head == "frames" else 1,
             in_chans=1,
             drop_rate=config.dropout,
             global_pool=config.global_pool,
             **kwargs,
         )
-        if frames:
+        if config.head != "clip":
             self.frame_drop = nn.Dropout(config.dropout)
             self.frame_head = nn.Conv1d(self.backbone.num_features, 1, kernel_size=1)
 
-    def frames(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, T)`` -> ``(B, T')`` frame logits (``head="frames"`` only): the last
-        feature map averaged over frequency, one linear map per time step."""
-        if self.config.head != "frames":
-            raise ValueError('frame logits need a model with head="frames"')
+    def outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(B, T)`` -> the ``(B,)`` chunk logits and, with a frame head, the ``(B, T')``
+        frame logits: the last feature map averaged over frequency, one linear map per
+        time step."""
         maps = self.backbone.forward_features(self.norm(self.frontend(x)))  # (B, C, F', T')
-        return self.frame_head(self.frame_drop(maps.mean(2))).squeeze(1)
+        if self.config.head == "clip":
+            return self.backbone.forward_head(maps).squeeze(1), None
+        frames = self.frame_head(self.frame_drop(maps.mean(2))).squeeze(1)
+        if self.config.head == "frames":
+            return top_quarter_mean(frames), frames
+        return self.backbone.forward_head(maps).squeeze(1), frames
+
+    def frames(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` -> ``(B, T')`` frame logits (a model with a frame head only)."""
+        frames = self.outputs(x)[1]
+        if frames is None:
+            raise ValueError('frame logits need a model with head="frames" or "both"')
+        return frames
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.config.head == "frames":
-            return top_quarter_mean(self.frames(x))
-        return self.backbone(self.norm(self.frontend(x))).squeeze(1)
+        return self.outputs(x)[0]

@@ -109,7 +109,7 @@ class AudioTask(Task):
         n = self.model_config.chunk_samples
         start = random_start(len(media), n, rng, item.segments)
         chunk = augment_audio(take_chunk(media, start, n), self.train_config.augment, rng)  # type: ignore[arg-type]
-        if self.model_config.head != "frames":
+        if self.model_config.head == "clip":
             return AudioExample(chunk)
         mask = synthetic_mask(len(media), item.label, item.segments)
         return AudioExample(chunk, take_chunk(mask, start, n))
@@ -126,16 +126,12 @@ class AudioTask(Task):
     ) -> torch.Tensor:
         """With a frame head, the chunk's loss plus ``frame_weight`` times the frames':
         each frame's target is the synthetic share of the samples under it."""
-        if self.model_config.head != "frames":
+        if self.model_config.head == "clip":
             return super().loss(model, examples, y, pos_weight)
-        from detector.models.audio import top_quarter_mean
-
-        frames = model.frames(self.batch(examples))  # type: ignore[operator]
+        chunk, frames = model.outputs(self.batch(examples))  # type: ignore[operator]
         masks = torch.from_numpy(np.stack([e.synthetic for e in examples]))  # type: ignore[misc]
         target = F.adaptive_avg_pool1d(masks[:, None], frames.shape[1])[:, 0]
-        chunk_loss = F.binary_cross_entropy_with_logits(
-            top_quarter_mean(frames), y, pos_weight=pos_weight
-        )
+        chunk_loss = F.binary_cross_entropy_with_logits(chunk, y, pos_weight=pos_weight)
         frame_loss = F.binary_cross_entropy_with_logits(frames, target, pos_weight=pos_weight)
         return chunk_loss + self.train_config.frame_weight * frame_loss  # type: ignore[attr-defined]
 

@@ -43,6 +43,8 @@ def test_a_chunk_and_its_mask_come_from_the_same_window() -> None:
 
 
 def test_the_frame_head_gives_a_logit_per_step_and_their_top_quarter() -> None:
+    """head="frames": the chunk's logit is the top quarter of its frames'; head="both":
+    the backbone's pooled logit, with the frames beside it."""
     model = AudioDetector(AudioDetectorConfig.preset("tiny", head="frames")).eval()
     x = torch.from_numpy(np.random.default_rng(0).normal(0, 0.1, (3, 32_000)).astype("f4"))
     with torch.no_grad():
@@ -52,6 +54,12 @@ def test_the_frame_head_gives_a_logit_per_step_and_their_top_quarter() -> None:
     assert torch.allclose(
         top_quarter_mean(torch.tensor([[0.0, 3.0, 1.0, 2.0, 5.0]])), torch.tensor([4.0])
     )
+    both = AudioDetector(AudioDetectorConfig.preset("tiny", head="both")).eval()
+    with torch.no_grad():
+        chunk, frames = both.outputs(x)
+        pooled = both.backbone(both.norm(both.frontend(x))).squeeze(1)  # timm's own head
+    assert frames is not None and frames.shape == (3, 7)
+    assert torch.allclose(chunk, pooled) and torch.allclose(both(x), pooled)
     with pytest.raises(ValueError, match="head"):
         AudioDetector(AudioDetectorConfig.preset("tiny")).frames(x)
     with pytest.raises(ValueError, match="head"):
@@ -77,12 +85,13 @@ def test_frame_targets_are_the_synthetic_share_of_each_frame() -> None:
 
 
 def _frame_loss(task: AudioTask, model: AudioDetector, ex, frame_logits: torch.Tensor) -> float:
-    original = model.frames
-    model.frames = lambda _x: frame_logits[None]  # type: ignore[method-assign]
+    frames = frame_logits[None]
+    original = model.outputs
+    model.outputs = lambda _x: (top_quarter_mean(frames), frames)  # type: ignore[method-assign]
     try:
         return float(task.loss(model, [ex], torch.tensor([1.0]), torch.tensor(1.0)))
     finally:
-        model.frames = original  # type: ignore[method-assign]
+        model.outputs = original  # type: ignore[method-assign]
 
 
 def _item(label: int, segments):
