@@ -1,9 +1,18 @@
-"""Shared CLI option parsing."""
+"""Shared CLI options and option parsing."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
+
+import typer
+
+RealOpt = Annotated[
+    str,
+    typer.Option("--real", help="'starter' (photos bundled with installed packages) or a folder"),
+]
+PresetOpt = Annotated[str, typer.Option(help="Config preset: tiny (seconds) or default.")]
+ModalityOpt = Annotated[str, typer.Option(help="Media modality: image, audio or video.")]
 
 
 def parse_sets(pairs: list[str], *, option: str = "--set") -> dict[str, Any]:
