@@ -59,7 +59,9 @@ def evaluate(
     """Evaluate on the corpora's test split; write metrics.json, PNG plots and summary.md.
 
     ``modality`` only picks the shipped model when ``model`` is None; a model folder's
-    card says what it judges.
+    card says what it judges. Leave-one-out trains the evaluated model's own network (its
+    card's ``model_config``) once per family, with the ``loo_preset`` training and
+    ``loo_overrides``.
     """
     progress = on_progress or (lambda *_a: None)
     out = Path(out_dir)
@@ -181,6 +183,7 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
             run_dir,
             modality=det.modality,
             preset=preset,
+            model_overrides=det.card.get("model_config"),  # the evaluated model's own design
             train_overrides=train_overrides,
             on_progress=lambda s, d, t, m, fam=fam: progress(f"LOO {fam}: {s}", d, t, m),
         )

@@ -165,3 +165,27 @@ def test_frame_timeline_averages_overlapping_chunks_on_one_grid() -> None:
     # a clip shorter than a chunk was repeated to fill it: the repeat's frames are dropped
     spans, values = frame_timeline([(0, 5)], logits[:1], 5, 8)
     assert spans == [(0, 2), (2, 4), (4, 5)] and values == [0.0, 1.0, 2.0]
+
+
+def test_leave_one_out_trains_the_evaluated_models_own_design(
+    tmp_path: Path, frames_model: Path
+) -> None:
+    """The tiny preset's network has the pooled head; the leave-one-out models of a
+    frame-head model have frame heads too."""
+    import json
+
+    from detector.eval.evaluate import evaluate
+
+    corpus = json.loads((frames_model / "card.json").read_text())["corpora"]
+    report = evaluate(
+        frames_model,
+        corpus,
+        tmp_path,
+        leave_one_out=True,
+        loo_preset="tiny",
+        loo_overrides={"epochs": 1, "batch_size": 8},
+    )
+    assert set(report["leave_one_out"]["held_out_auc"]) == {"fam_mulaw", "fam_phase", "fam_splice"}
+    for fam in ("fam_mulaw", "fam_phase", "fam_splice"):
+        card = json.loads((tmp_path / "leave_one_out" / fam / "card.json").read_text())
+        assert card["model_config"]["head"] == "frames"
