@@ -11,6 +11,7 @@ import numpy as np
 
 from detector.data.corpus import Item, read_items, select
 from detector.eval.audit import audio_shortcut_audit, shortcut_audit
+from detector.eval.localisation import localisation
 from detector.eval.metrics import binary_metrics
 from detector.eval.plots import histogram_plot, matrix_plot, roc_plot
 from detector.eval.robustness import perturbations
@@ -111,6 +112,9 @@ def evaluate(
     train = select(items, split="train")
     if det.modality == "audio":
         report["shortcut_audit"] = audio_shortcut_audit(train, test)
+        located = localisation(det, test)
+        if located is not None:
+            report["localisation"] = located
     else:
         report["shortcut_audit"] = shortcut_audit(
             [it.bytes for it in train],
@@ -243,6 +247,15 @@ def summary_markdown(report: dict[str, Any]) -> str:
         "",
         f"Shortcut audit (test AUC of a classifier on one fact alone; 0.5 = no signal): {facts}.",
     ]
+    if "localisation" in report:
+        loc = report["localisation"]
+        lines += [
+            "",
+            f"Localisation on {loc['n']} partially synthetic clips: the top segment overlaps "
+            f"the synthetic part in {_fmt(loc['top_hit'])} of them; segment scores inside "
+            f"against outside it, AUC {_fmt(loc['segment_auc'])}; segments "
+            f"{_fmt(loc['mean_segment_s'])} s long on average.",
+        ]
     if "robustness" in report:
         lines += ["", "| perturbation | AUC | EER |", "|---|---|---|"]
         eer = report.get("robustness_eer", {})

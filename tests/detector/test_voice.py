@@ -116,6 +116,7 @@ def test_evaluate_an_audio_model(tmp_path: Path, tiny_voice_corpus, tiny_voice_m
     # Both classes went through the same trimming and loudness normalisation.
     assert audit["loudness_auc"] < 0.8 and audit["leading_silence_auc"] < 0.8
     assert set(report["leave_one_out"]["held_out_auc"]) == {"fam_mulaw", "fam_phase"}
+    assert "localisation" not in report  # no partially synthetic clips in this corpus
     summary = (tmp_path / "summary.md").read_text()
     assert "leading silence" in summary and "mp3_64k" in summary
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from detector.data.audio import random_chunk, random_start, synthetic_mask, take_chunk
+from detector.eval.localisation import overlap_share
 from detector.inference import Detector
 from detector.inference.clips import frame_timeline
 from detector.models.audio import AudioDetector, AudioDetectorConfig, top_quarter_mean
@@ -167,11 +168,18 @@ def test_frame_timeline_averages_overlapping_chunks_on_one_grid() -> None:
     assert spans == [(0, 2), (2, 4), (4, 5)] and values == [0.0, 1.0, 2.0]
 
 
+def test_overlap_share_of_a_segment() -> None:
+    seg = {"start_s": 1.0, "end_s": 2.0}
+    assert overlap_share(seg, [(1.5, 3.0)]) == 0.5
+    assert overlap_share(seg, [(0.0, 0.5), (1.9, 2.5)]) == pytest.approx(0.1)
+    assert overlap_share(seg, [(2.0, 3.0)]) == 0.0
+
+
 def test_leave_one_out_trains_the_evaluated_models_own_design(
     tmp_path: Path, frames_model: Path
 ) -> None:
     """The tiny preset's network has the pooled head; the leave-one-out models of a
-    frame-head model have frame heads too."""
+    frame-head model have frame heads too. The report measures the localisation."""
     import json
 
     from detector.eval.evaluate import evaluate
@@ -186,6 +194,12 @@ def test_leave_one_out_trains_the_evaluated_models_own_design(
         loo_overrides={"epochs": 1, "batch_size": 8},
     )
     assert set(report["leave_one_out"]["held_out_auc"]) == {"fam_mulaw", "fam_phase", "fam_splice"}
+    # the spliced test clips' timeline: frames of about 0.29 s, the top one on the splice
+    loc = report["localisation"]
+    n_spliced = report["per_generator"]["fam_splice"]["n_synthetic"]
+    assert loc["n"] == n_spliced and 0.25 < loc["mean_segment_s"] < 0.33
+    assert loc["top_hit"] >= 0.5 and loc["segment_auc"] > 0.7
+    assert "Localisation on" in (tmp_path / "summary.md").read_text()
     for fam in ("fam_mulaw", "fam_phase", "fam_splice"):
         card = json.loads((tmp_path / "leave_one_out" / fam / "card.json").read_text())
         assert card["model_config"]["head"] == "frames"
