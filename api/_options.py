@@ -13,6 +13,13 @@ RealOpt = Annotated[
 ]
 PresetOpt = Annotated[str, typer.Option(help="Config preset: tiny (seconds) or default.")]
 ModalityOpt = Annotated[str, typer.Option(help="Media modality: image, audio or video.")]
+FakesOpt = Annotated[
+    list[str],
+    typer.Option(
+        help="NAME=DIR[:FAMILY]: a folder of media another tool made, used as generator "
+        "NAME (family: NAME unless given); repeatable."
+    ),
+]
 
 
 def parse_sets(pairs: list[str], *, option: str = "--set") -> dict[str, Any]:

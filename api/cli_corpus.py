@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from api._options import ModalityOpt, PresetOpt, RealOpt, parse_sets
+from api._options import FakesOpt, ModalityOpt, PresetOpt, RealOpt, parse_sets
 from api._progress import console, stage_bars, user_errors
 
 generators_app = typer.Typer(help="Built-in generators: list, train, sample.", no_args_is_help=True)
@@ -189,13 +189,7 @@ def corpus_build(
             "none when --fakes is given]."
         ),
     ] = None,
-    fakes: Annotated[
-        list[str],
-        typer.Option(
-            help="NAME=DIR[:FAMILY]: a folder of media another tool made, used as generator "
-            "NAME (family: NAME unless given); repeatable."
-        ),
-    ] = [],  # noqa: B006
+    fakes: FakesOpt = [],  # noqa: B006
     real: RealOpt = "starter",
     modality: ModalityOpt = "image",
     per_generator: Annotated[int, typer.Option(help="Synthetic items per generator.")] = 700,

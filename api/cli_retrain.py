@@ -11,7 +11,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from api._options import parse_sets
+from api._options import FakesOpt, parse_sets
 from api._progress import console, stage_bars, user_errors
 
 
@@ -25,13 +25,7 @@ def retrain_cmd(
         list[str],
         typer.Option(help="A registered generator (built-in or plugin) to add; repeatable."),
     ] = [],  # noqa: B006
-    fakes: Annotated[
-        list[str],
-        typer.Option(
-            help="NAME=DIR[:FAMILY]: a folder of media another tool made, added as generator "
-            "NAME; repeatable."
-        ),
-    ] = [],  # noqa: B006
+    fakes: FakesOpt = [],  # noqa: B006
     modality: Annotated[str, typer.Option(help="image, audio or video.")] = "image",
     real: Annotated[
         str | None,

@@ -188,16 +188,21 @@ def tiny_voice_corpus(tmp_path_factory) -> Path:
     return build_tiny_voice_corpus(tmp_path_factory.mktemp("tiny_voice_corpus"))
 
 
-@pytest.fixture(scope="session")
-def tiny_voice_model(tmp_path_factory, tiny_voice_corpus) -> Path:
+def train_tiny_voice_model(corpus: Path, out: Path, *, epochs: int = 15, **model: object) -> Path:
+    """A tiny-preset voice model trained on ``corpus`` (model config overrides as keywords)."""
     from detector.train.trainer import train_detector
 
-    out = tmp_path_factory.mktemp("tiny_voice_model")
     train_detector(
-        [tiny_voice_corpus],
+        [corpus],
         out,
         modality="audio",
         preset="tiny",
-        train_overrides={"epochs": 15, "patience": 15, "lr": 3e-3, "batch_size": 8},
+        model_overrides=model,
+        train_overrides={"epochs": epochs, "patience": 15, "lr": 3e-3, "batch_size": 8},
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_voice_model(tmp_path_factory, tiny_voice_corpus) -> Path:
+    return train_tiny_voice_model(tiny_voice_corpus, tmp_path_factory.mktemp("tiny_voice_model"))

@@ -16,7 +16,7 @@ from detector.inference.clips import frame_timeline
 from detector.models.audio import AudioDetector, AudioDetectorConfig, top_quarter_mean
 from detector.train.config import AudioTrainConfig
 from detector.train.tasks import AudioTask
-from tests.detector.conftest import build_tiny_voice_corpus, random_phase
+from tests.detector.conftest import build_tiny_voice_corpus, random_phase, train_tiny_voice_model
 
 
 def test_synthetic_mask_follows_label_and_segments() -> None:
@@ -114,21 +114,12 @@ def _item(label: int, segments):
 
 @pytest.fixture(scope="module")
 def frames_model(tmp_path_factory) -> Path:
-    from detector.train.trainer import train_detector
-
     corpus = build_tiny_voice_corpus(
         tmp_path_factory.mktemp("spliced_corpus"), n_real=20, splice=True
     )
-    out = tmp_path_factory.mktemp("frames_model")
-    train_detector(
-        [corpus],
-        out,
-        modality="audio",
-        preset="tiny",
-        model_overrides={"head": "frames"},
-        train_overrides={"epochs": 12, "patience": 15, "lr": 3e-3, "batch_size": 8},
+    return train_tiny_voice_model(
+        corpus, tmp_path_factory.mktemp("frames_model"), epochs=12, head="frames"
     )
-    return out
 
 
 def test_a_frame_head_model_trains_and_its_frames_find_the_splice(frames_model: Path) -> None:
