@@ -34,12 +34,13 @@ class AudioDetectorConfig:
     # (validation AUC 0.945 against 0.983; test 0.970 against 0.986, splice 0.728
     # against 0.850).
     global_pool: str = "avg"
-    # "clip": the backbone pools a chunk to one logit. "frames": a logit for each step of
-    # the last feature map (the chunk's length / 32: 0.32 s for 4 s), trained on where the
-    # synthetic part of the chunk is (a spliced clip's segment from the manifest); the
-    # chunk's logit is the mean of its top quarter of frame logits, as a clip's is of its
-    # chunks'. "both": the pooled chunk logit of "clip" and the frame logits beside it,
-    # trained together; the frames give the timeline.
+    # "clip": the backbone pools a chunk to one logit. "frames": a logit for each time
+    # step of the last feature map (a stride of 32 spectrogram frames: 13 steps of 0.31 s
+    # for 4 s), trained on where the synthetic part of the chunk is (a spliced clip's
+    # segment from the manifest); the chunk's logit is the mean of its top quarter of
+    # frame logits, as a clip's is of its chunks'. "both": the pooled chunk logit of
+    # "clip" and the frame logits beside it, trained together; the frames give the
+    # timeline. Neither did better on validation than "clip" (README).
     head: str = "clip"
     chunk_seconds: float = 4.0  # the network's input length
     hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step
