@@ -27,7 +27,7 @@ from PIL import Image
 
 from detector.data.faces import FaceCropConfig
 from detector.media.faces import FaceBox, detect_face_near, detect_faces, face_crop
-from detector.media.video import VideoFrame
+from detector.media.video_reader import VideoFrame
 
 T = TypeVar("T")
 

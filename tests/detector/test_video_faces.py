@@ -14,7 +14,7 @@ from detector.data.faces import FaceCropConfig, frame_faces, iou
 from detector.inference import video_faces
 from detector.inference.video_faces import prefetch, stream_faces
 from detector.media.faces import FaceBox, detect_face_near, detect_faces
-from detector.media.video import VideoFrame
+from detector.media.video_reader import VideoFrame
 from generators.sources.video import pan_zoom_clip
 
 CROP = FaceCropConfig(size=64)
