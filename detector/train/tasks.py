@@ -111,11 +111,14 @@ class AudioTask(Task):
         chunk = augment_audio(take_chunk(media, start, n), self.train_config.augment, rng)  # type: ignore[arg-type]
         if self.model_config.head == "clip":
             return AudioExample(chunk)
+        if not item.segments:  # all real or all synthetic: no clip-long mask to cut
+            return AudioExample(chunk, np.full(n, float(item.label), dtype=np.float32))
         mask = synthetic_mask(len(media), item.label, item.segments)
         return AudioExample(chunk, take_chunk(mask, start, n))
 
     def batch(self, examples: Sequence[AudioExample]) -> torch.Tensor:
-        return torch.from_numpy(np.stack([e.samples for e in examples]).astype(np.float32))
+        stacked = np.stack([e.samples for e in examples])
+        return torch.from_numpy(stacked.astype(np.float32, copy=False))
 
     def loss(
         self,
