@@ -100,9 +100,18 @@ def evaluate_cmd(
             "telephone band (audio); recompression, downscaling (video)."
         ),
     ] = False,
-    preset: Annotated[str, typer.Option(help="Preset of the leave-one-out trainings.")] = "default",
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="Preset of the leave-one-out trainings where the model's card records no "
+            "training (otherwise they repeat the card's)."
+        ),
+    ] = "default",
     train_set: Annotated[
-        list[str], typer.Option("--train-set", help="Leave-one-out training override KEY=VALUE.")
+        list[str],
+        typer.Option(
+            "--train-set", help="Leave-one-out training override KEY=VALUE (on the card's)."
+        ),
     ] = [],  # noqa: B006
 ) -> None:
     """Evaluate a detector on the corpora's test split."""

@@ -28,10 +28,17 @@ class AugmentConfig:
     p_jpeg: float = 0.4
     jpeg_quality: tuple[int, int] = (30, 100)
     p_flip: float = 0.5
+    # Crop offsets are multiples of this: 2 keeps the 2x2 grid that up-sampling layers
+    # leave (and the NPR residual reads) in the same phase as in the generated image.
+    crop_align: int = 1
     # Video-codec recompression (one H.264 intra frame at a random CRF): the face
     # detector sees frames that went through a video encoder once more after ours.
     p_h264: float = 0.0
     h264_crf: tuple[int, int] = (23, 40)
+
+    def __post_init__(self) -> None:
+        if self.crop_align < 1:
+            raise ValueError(f"crop_align must be >= 1, got {self.crop_align}")
 
 
 _FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
@@ -87,11 +94,15 @@ def blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return np.asarray(Image.fromarray(img).filter(ImageFilter.GaussianBlur(sigma)))
 
 
-def random_crop(img: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A ``size`` square crop; smaller images are reflect-padded up to ``size``."""
+def random_crop(
+    img: np.ndarray, size: int, rng: np.random.Generator, *, align: int = 1
+) -> np.ndarray:
+    """A ``size`` square crop at offsets that are multiples of ``align``; smaller images
+    are reflect-padded up to ``size``."""
     img = pad_to(img, size)
     h, w = img.shape[:2]
-    y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+    y = align * int(rng.integers((h - size) // align + 1))
+    x = align * int(rng.integers((w - size) // align + 1))
     return img[y : y + size, x : x + size]
 
 

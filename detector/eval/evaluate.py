@@ -60,9 +60,9 @@ def evaluate(
     """Evaluate on the corpora's test split; write metrics.json, PNG plots and summary.md.
 
     ``modality`` only picks the shipped model when ``model`` is None; a model folder's
-    card says what it judges. Leave-one-out trains the evaluated model's own network (its
-    card's ``model_config``) once per family, with the ``loo_preset`` training and
-    ``loo_overrides``.
+    card says what it judges. Leave-one-out trains the evaluated model's own design once
+    per family: its card's ``model_config`` and ``train_config`` (the ``loo_preset``
+    where the card records no training), with ``loo_overrides`` on top.
     """
     progress = on_progress or (lambda *_a: None)
     out = Path(out_dir)
@@ -172,6 +172,12 @@ def _write_report(
     return report
 
 
+def own_training(card: dict[str, Any]) -> dict[str, Any]:
+    """The training a card records (augmentation, loss, budget), as overrides for a
+    leave-one-out run of the same design; empty for a card without one."""
+    return {k: v for k, v in (card.get("train_config") or {}).items() if k != "exclude_families"}
+
+
 def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress) -> dict[str, Any]:
     from detector.train.trainer import train_detector
 
@@ -181,7 +187,7 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
     held_out_eer: dict[str, float | None] = {}
     for k, fam in enumerate(families):
         run_dir = out / "leave_one_out" / fam
-        train_overrides = dict(overrides, exclude_families=[fam])
+        train_overrides = {**own_training(det.card), **overrides, "exclude_families": [fam]}
         train_detector(
             corpora,
             run_dir,

@@ -63,8 +63,8 @@ class ImageTask(Task):
     def example(self, media: np.ndarray, item: Item, rng: np.random.Generator) -> np.ndarray:
         from detector.data.augment import augment, random_crop
 
-        size = self.model_config.input_size
-        return random_crop(augment(media, self.train_config.augment, rng), size, rng)
+        size, aug = self.model_config.input_size, self.train_config.augment
+        return random_crop(augment(media, aug, rng), size, rng, align=aug.crop_align)
 
     def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
         from detector.inference.batch import to_batch

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from detector.data.augment import AugmentConfig, random_crop
 from detector.inference.crops import grid_boxes, grid_crops
 from detector.models import (
     DETECTORS,
@@ -93,3 +94,20 @@ def test_grid_covers_large_images_and_caps_the_count() -> None:
     assert max(x + w for x, _, w, _ in boxes) == 3000 and max(y + h for _, y, _, h in boxes) == 1000
     crops, boxes = grid_crops(np.zeros((20, 50, 3), np.uint8), 32)
     assert crops.shape[1:] == (32, 32, 3) and len(crops) == len(boxes) == 3
+
+
+def test_crops_keep_the_two_by_two_pixel_grid_in_phase() -> None:
+    # Grid offsets are even for any size; the last crop stops at most one pixel short.
+    for h, w in [(65, 67), (99, 101), (1001, 3001), (45, 33)]:
+        boxes = grid_boxes(h, w, 32)
+        assert all(x % 2 == 0 and y % 2 == 0 for x, y, _, _ in boxes)
+        assert max(x + bw for x, _, bw, _ in boxes) >= w - 1
+    # Training crops: any offset by default, only even ones with align=2.
+    ramp = np.broadcast_to(np.arange(67, dtype=np.uint8)[None, :, None], (65, 67, 3))
+    rng = np.random.default_rng(0)
+    offsets = {int(random_crop(ramp, 32, rng)[0, 0, 0]) for _ in range(200)}
+    assert any(o % 2 for o in offsets)
+    even = {int(random_crop(ramp, 32, rng, align=2)[0, 0, 0]) for _ in range(200)}
+    assert all(o % 2 == 0 for o in even) and max(even) == 34
+    with pytest.raises(ValueError, match="crop_align"):
+        AugmentConfig(crop_align=0)

@@ -58,6 +58,12 @@ def test_evaluate_writes_metrics_plots_and_summary(tmp_path, tiny_corpus, tiny_m
     loo = report["leave_one_out"]
     assert set(loo["held_out_auc"]) == {"fam_bilinear", "fam_nearest"}
     assert loo["mean_auc"] == pytest.approx(np.mean(list(loo["held_out_auc"].values())))
+    # each leave-one-out model repeats the evaluated one's training, the overrides on top
+    own = json.loads((tiny_model / "card.json").read_text())["train_config"]
+    assert own["augment"]["crop_align"] == 2
+    for fam in ("fam_bilinear", "fam_nearest"):
+        card = json.loads((tmp_path / "leave_one_out" / fam / "card.json").read_text())
+        assert card["train_config"] == {**own, "epochs": 1, "exclude_families": [fam]}
     audit = report["shortcut_audit"]
     assert 0.0 <= audit["file_size_auc"] <= 1.0 and 0.0 <= audit["image_stats_auc"] <= 1.0
     assert "Shortcut audit" in (tmp_path / "summary.md").read_text()
