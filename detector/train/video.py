@@ -50,7 +50,15 @@ FACE_MODEL = {
     "default": {"input_size": 112, "keep_rgb": False},
     "tiny": {"input_size": 32, "keep_rgb": False},
 }
-_FACE_AUGMENT = {"p_h264": 0.3, "p_rescale": 0.3, "rescale": (0.85, 1.2), "p_jpeg": 0.3}
+# Face crops are resized out of the frame, so their pixel grid has no phase to keep: any
+# crop offset (the shipped face model's training).
+_FACE_AUGMENT = {
+    "p_h264": 0.3,
+    "p_rescale": 0.3,
+    "rescale": (0.85, 1.2),
+    "p_jpeg": 0.3,
+    "crop_align": 1,
+}
 FACE_TRAIN = {
     "default": {"epochs": 30, "patience": 8, "batch_size": 64, "augment": _FACE_AUGMENT},
     "tiny": {"augment": _FACE_AUGMENT},

@@ -38,6 +38,9 @@ TAG = "t0"  # fixed: the generators' crops (seeded by name) are then the same ev
 EARLIER = f"rt_checker_{TAG}"  # the generator the first model knows
 NEW = f"rt_tinted_{TAG}"  # the generator that appears later
 FIRST_TRAIN = {"epochs": 10, "patience": 10}  # tiny network, a few seconds
+# The image next to its residual: a colour cast is a trace of the colours, which the
+# residual alone (the shipped design) barely keeps.
+DESIGN = {"keep_rgb": True}
 WIDE = {"COLUMNS": "200"}
 
 
@@ -128,7 +131,9 @@ def base(tmp_path_factory, starter, test_generators) -> dict[str, Path]:
     )
     build_corpus(config, corpus, source=starter)
     model = root / "first-model"
-    train_detector([corpus], model, preset="tiny", train_overrides=FIRST_TRAIN)
+    train_detector(
+        [corpus], model, preset="tiny", model_overrides=DESIGN, train_overrides=FIRST_TRAIN
+    )
     return {"root": root, "corpus": corpus, "model": model}
 
 
@@ -191,7 +196,9 @@ def test_retrain_learns_the_new_generator_and_the_gate_refuses_forgetting(
     # A candidate that forgets the earlier generator: refused by the gate.
     forgets = tmp_path / "forgets"
     overrides = FIRST_TRAIN | {"exclude_families": [EARLIER]}
-    train_detector([base["corpus"]], forgets, preset="tiny", train_overrides=overrides)
+    train_detector(
+        [base["corpus"]], forgets, preset="tiny", model_overrides=DESIGN, train_overrides=overrides
+    )
     row = model_store.add_model(settings, forgets)
     active = model_store.stored_model(model_store.get_model(settings, "image", "v2"))
     gate = evaluation_gate(row.path, active.path, [base["corpus"]])
