@@ -9,12 +9,16 @@ import numpy as np
 from detector.data.augment import pad_to
 
 
+def _even(n: int) -> int:
+    return n - n % 2
+
+
 def _starts(length: int, size: int, count: int) -> list[int]:
     """Even offsets: a crop keeps the image's 2x2 pixel grid (where up-sampling leaves its
     trace) in the same phase."""
     if count <= 1 or length <= size:
-        return [max(0, (length - size) // 4 * 2)]
-    return [round(i * (length - size) / (count - 1)) // 2 * 2 for i in range(count)]
+        return [max(0, _even((length - size) // 2))]
+    return [_even(round(i * (length - size) / (count - 1))) for i in range(count)]
 
 
 def grid_boxes(
