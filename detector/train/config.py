@@ -24,6 +24,14 @@ class TrainConfig:
     seed: int = 0
     exclude_families: tuple[str, ...] = ()  # for leave-one-family-out runs
     balance: bool = False  # class-balanced epochs instead of a weighted loss
+    # Decay per optimizer step of an exponential moving average of the weights (and
+    # batch-norm statistics); 0 turns it off. When on, the average is what is validated,
+    # early-stopped on, calibrated and saved.
+    ema_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> TrainConfig:
@@ -51,6 +59,7 @@ class AudioTrainConfig(TrainConfig):
     augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.frame_weight < 0:
             raise ValueError(f"frame_weight must be >= 0, got {self.frame_weight}")
 

@@ -66,6 +66,7 @@ def train_detector(
     cfg = train_config(modality, preset, **(train_overrides or {}))
     task_cls = TASKS[modality]
     init: dict[str, str] | None = None
+    torch.manual_seed(cfg.seed)  # the network's initial weights too
     if init_from is None:
         model = create(task_cls.architecture, preset=preset, **(model_overrides or {}))
     else:
@@ -95,12 +96,14 @@ def train_detector(
         pos_weight = torch.tensor((y_train == 0).sum() / max(1, (y_train == 1).sum()))
         epoch_size = len(train_items)
 
-    torch.manual_seed(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, epoch_size // cfg.batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr * 0.05
     )
+    # The weights validated, kept and saved: the running average when there is one.
+    ema = _weight_average(model, cfg.ema_decay)
+    judged = ema.module if ema is not None else model
     rng = np.random.default_rng(cfg.seed)
     state_path = out / STATE
     start_epoch, best_loss, best_state, bad_epochs, history = 0, float("inf"), None, 0, []
@@ -115,6 +118,8 @@ def train_detector(
         saved = torch.load(state_path, weights_only=False)  # our own file, written below
         if saved["fingerprint"] == fingerprint:
             model.load_state_dict(saved["model"])
+            if ema is not None:
+                ema.load_state_dict(saved["ema"])
             opt.load_state_dict(saved["opt"])
             sched.load_state_dict(saved["sched"])
             rng.bit_generator.state = saved["rng"]
@@ -143,6 +148,8 @@ def train_detector(
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             losses.append(loss.item())
             progress(
                 f"epoch {epoch + 1}/{cfg.epochs}",
@@ -150,7 +157,7 @@ def train_detector(
                 steps_per_epoch,
                 {"loss": float(np.mean(losses[-20:]))},
             )
-        val_logits = task.logits(model, val_px)
+        val_logits = task.logits(judged, val_px)
         val_loss = _val_loss(val_logits, y_val, balanced=cfg.balance)
         val_auc = binary_metrics(y_val, val_logits, threshold=0.0)["auc"]
         history.append(
@@ -164,7 +171,7 @@ def train_detector(
         )
         progress("validation", epoch + 1, cfg.epochs, {"val_loss": val_loss, "val_auc": val_auc})
         if val_loss < best_loss - 1e-4:
-            best_loss, best_state, bad_epochs = val_loss, copy.deepcopy(model.state_dict()), 0
+            best_loss, best_state, bad_epochs = val_loss, copy.deepcopy(judged.state_dict()), 0
         else:
             bad_epochs += 1
         tmp = state_path.with_suffix(".tmp")
@@ -172,6 +179,7 @@ def train_detector(
             {
                 "fingerprint": fingerprint,
                 "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
                 "opt": opt.state_dict(),
                 "sched": sched.state_dict(),
                 "rng": rng.bit_generator.state,
@@ -186,6 +194,8 @@ def train_detector(
         )
         tmp.replace(state_path)  # atomic: a crash mid-write keeps the previous epoch
     train_seconds = time.perf_counter() - t0
+    if ema is not None:
+        model = ema.module
     if best_state is not None:
         model.load_state_dict(best_state)
 
@@ -238,6 +248,17 @@ def _initial_model(
     ident = model_identity(folder, modality=modality)
     model.train()
     return model, {"path": str(ident.folder), "name": ident.name, "version": ident.version}
+
+
+def _weight_average(
+    model: torch.nn.Module, decay: float
+) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (batch-norm
+    statistics included), updated after each optimizer step; None when ``decay`` is 0."""
+    if decay == 0.0:
+        return None
+    swa = torch.optim.swa_utils
+    return swa.AveragedModel(model, multi_avg_fn=swa.get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _epoch_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:

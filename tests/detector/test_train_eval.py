@@ -39,6 +39,48 @@ def test_training_resumes_from_its_last_epoch(tmp_path, tiny_corpus) -> None:
         )
 
 
+class _Stop(Exception):
+    pass
+
+
+def _stop_at_epoch_2(stage: str, *_: object) -> None:
+    if stage.startswith("epoch 2/"):
+        raise _Stop
+
+
+def test_weight_average_is_what_is_kept_and_resumes_exactly(tmp_path, tiny_corpus) -> None:
+    from safetensors.numpy import load_file
+
+    def run(out, **extra):
+        overrides = {"epochs": 2, "patience": 5, "ema_decay": 0.9, **extra}
+        return train_image_detector([tiny_corpus], out, preset="tiny", train_overrides=overrides)
+
+    whole = run(tmp_path / "whole")
+    with pytest.raises(_Stop):  # a run killed during its second epoch ...
+        train_image_detector(
+            [tiny_corpus],
+            tmp_path / "cut",
+            preset="tiny",
+            train_overrides={"epochs": 2, "patience": 5, "ema_decay": 0.9},
+            on_progress=_stop_at_epoch_2,
+        )
+    resumed = run(tmp_path / "cut")  # ... and started again: the same average comes out
+
+    def same(a: dict, b: dict) -> bool:
+        return {**a, "elapsed_s": 0} == {**b, "elapsed_s": 0}
+
+    assert len(resumed.history) == 2
+    assert all(same(r, w) for r, w in zip(resumed.history, whole.history, strict=True))
+    a = load_file(tmp_path / "whole" / "model.safetensors")
+    b = load_file(tmp_path / "cut" / "model.safetensors")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    plain = load_file(run(tmp_path / "plain", ema_decay=0.0).out_dir / "model.safetensors")
+    assert any(not np.allclose(a[k], plain[k]) for k in a)
+    assert whole.card["train_config"]["ema_decay"] == 0.9
+    with pytest.raises(ValueError, match="ema_decay"):
+        run(tmp_path / "bad", ema_decay=1.0)
+
+
 def test_evaluate_writes_metrics_plots_and_summary(tmp_path, tiny_corpus, tiny_model) -> None:
     report = evaluate(
         tiny_model,
