@@ -81,6 +81,17 @@ def test_weight_average_is_what_is_kept_and_resumes_exactly(tmp_path, tiny_corpu
         run(tmp_path / "bad", ema_decay=1.0)
 
 
+def test_weight_average_spans_at_most_a_few_epochs() -> None:
+    from detector.train.config import AudioTrainConfig, TrainConfig
+    from detector.train.trainer import ema_decay
+
+    assert ema_decay(0.99, 24) == 0.99  # the default corpus: 24 steps an epoch
+    assert ema_decay(0.99, 2) == pytest.approx(0.9)  # a small one: 5 epochs of 2 steps
+    assert ema_decay(0.0, 24) == 0.0
+    assert TrainConfig.preset("default").ema_decay == 0.99
+    assert TrainConfig.preset("tiny").ema_decay == AudioTrainConfig().ema_decay == 0.0
+
+
 def test_evaluate_writes_metrics_plots_and_summary(tmp_path, tiny_corpus, tiny_model) -> None:
     report = evaluate(
         tiny_model,
