@@ -59,9 +59,7 @@ def without_bilinear(tmp_path_factory, corpus) -> Path:
     """A model that never saw the fam_bilinear generator."""
     out = tmp_path_factory.mktemp("without_bilinear")
     overrides = TINY | {"exclude_families": ["fam_bilinear"]}
-    train_detector(
-        [corpus], out, preset="tiny", model_overrides=DESIGN, train_overrides=overrides
-    )
+    train_detector([corpus], out, preset="tiny", model_overrides=DESIGN, train_overrides=overrides)
     return out
 
 
