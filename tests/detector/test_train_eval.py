@@ -51,19 +51,15 @@ def _stop_at_epoch_2(stage: str, *_: object) -> None:
 def test_weight_average_is_what_is_kept_and_resumes_exactly(tmp_path, tiny_corpus) -> None:
     from safetensors.numpy import load_file
 
-    def run(out, **extra):
+    def run(out, on_progress=None, **extra):
         overrides = {"epochs": 2, "patience": 5, "ema_decay": 0.9, **extra}
-        return train_image_detector([tiny_corpus], out, preset="tiny", train_overrides=overrides)
+        return train_image_detector(
+            [tiny_corpus], out, preset="tiny", train_overrides=overrides, on_progress=on_progress
+        )
 
     whole = run(tmp_path / "whole")
     with pytest.raises(_Stop):  # a run killed during its second epoch ...
-        train_image_detector(
-            [tiny_corpus],
-            tmp_path / "cut",
-            preset="tiny",
-            train_overrides={"epochs": 2, "patience": 5, "ema_decay": 0.9},
-            on_progress=_stop_at_epoch_2,
-        )
+        run(tmp_path / "cut", on_progress=_stop_at_epoch_2)
     resumed = run(tmp_path / "cut")  # ... and started again: the same average comes out
 
     def same(a: dict, b: dict) -> bool:
