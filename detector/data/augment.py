@@ -36,10 +36,22 @@ class AugmentConfig:
     # detector sees frames that went through a video encoder once more after ours.
     p_h264: float = 0.0
     h264_crf: tuple[int, int] = (23, 40)
+    # The chain a shared photo goes through: a downscale, then a JPEG, drawn together in
+    # place of the independent rescale, blur and JPEG draws (which rarely give both).
+    p_degrade: float = 0.0
+    degrade_scale: tuple[float, float] = (0.4, 0.8)
+    degrade_quality: tuple[int, int] = (40, 85)
 
     def __post_init__(self) -> None:
         if self.crop_align < 1:
             raise ValueError(f"crop_align must be >= 1, got {self.crop_align}")
+        for name in ("p_rescale", "p_blur", "p_jpeg", "p_flip", "p_h264", "p_degrade"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        lo, hi = self.degrade_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"degrade_scale must satisfy 0 < low <= high <= 1, got {lo}, {hi}")
 
 
 _FILTERS = (Image.Resampling.BILINEAR, Image.Resampling.BICUBIC, Image.Resampling.LANCZOS)
@@ -117,6 +129,28 @@ def pad_to(img: np.ndarray, size: int) -> np.ndarray:
 
 def augment(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     """One random draw of the chain (without the crop) on ``(H, W, 3)`` uint8 pixels."""
+    if config.p_degrade > 0 and rng.random() < config.p_degrade:
+        img = degrade(img, config, rng)
+    else:
+        img = _independent(img, config, rng)
+    if config.p_h264 > 0 and rng.random() < config.p_h264:
+        img = h264(img, int(rng.integers(config.h264_crf[0], config.h264_crf[1] + 1)))
+    if rng.random() < config.p_flip:
+        img = img[:, ::-1]
+    return np.ascontiguousarray(img)
+
+
+def degrade(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """A downscale by a factor in ``degrade_scale`` then a JPEG at ``degrade_quality``."""
+    img = rescale(
+        img, float(rng.uniform(*config.degrade_scale)), resample=_FILTERS[int(rng.integers(3))]
+    )
+    lo, hi = config.degrade_quality
+    encoder = "cv2" if rng.random() < 0.5 else "pil"
+    return jpeg(img, int(rng.integers(lo, hi + 1)), encoder=encoder)
+
+
+def _independent(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < config.p_rescale:
         lo, hi = config.rescale
         img = rescale(img, float(rng.uniform(lo, hi)), resample=_FILTERS[int(rng.integers(3))])
@@ -127,8 +161,4 @@ def augment(img: np.ndarray, config: AugmentConfig, rng: np.random.Generator) ->
         img = jpeg(
             img, int(rng.integers(lo, hi + 1)), encoder="cv2" if rng.random() < 0.5 else "pil"
         )
-    if config.p_h264 > 0 and rng.random() < config.p_h264:
-        img = h264(img, int(rng.integers(config.h264_crf[0], config.h264_crf[1] + 1)))
-    if rng.random() < config.p_flip:
-        img = img[:, ::-1]
-    return np.ascontiguousarray(img)
+    return img

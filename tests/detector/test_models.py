@@ -111,3 +111,23 @@ def test_crops_keep_the_two_by_two_pixel_grid_in_phase() -> None:
     assert all(o % 2 == 0 for o in even) and max(even) == 34
     with pytest.raises(ValueError, match="crop_align"):
         AugmentConfig(crop_align=0)
+
+
+def test_degrade_draws_a_downscale_and_a_jpeg_together() -> None:
+    from detector.data.augment import augment, jpeg
+
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    cfg = AugmentConfig(p_degrade=1.0, p_flip=0.0, degrade_scale=(0.5, 0.5))
+    out = augment(photo, cfg, np.random.default_rng(1))
+    assert out.shape == (32, 32, 3)
+    # A JPEG round trip is (nearly) idempotent: the output has already been through one.
+    assert (
+        np.abs(jpeg(out, 95).astype(int) - out.astype(int)).mean()
+        < np.abs(jpeg(photo[::2, ::2], 95).astype(int) - photo[::2, ::2].astype(int)).mean()
+    )
+    assert np.array_equal(out, augment(photo, cfg, np.random.default_rng(1)))  # same seed
+    with pytest.raises(ValueError, match="p_degrade"):
+        AugmentConfig(p_degrade=1.5)
+    with pytest.raises(ValueError, match="degrade_scale"):
+        AugmentConfig(degrade_scale=(0.5, 1.2))
