@@ -66,15 +66,20 @@ corpus-default: install
 		--preset default --per-generator 700 --out corpora/starter-default
 
 # The image model shipped in detector/weights/image: corpus, training, evaluation.
-IMAGE_GENERATORS := gan_tconv,gan_bilinear,ae_tconv,ae_pixelshuffle,ddpm
+# Every registered image generator: four up-sampling kinds in each of the GAN and the
+# autoencoder families, and the diffusion model.
+GAN_GENERATORS := gan_tconv,gan_nearest,gan_bilinear,gan_pixelshuffle
+AE_GENERATORS := ae_tconv,ae_nearest,ae_bilinear,ae_pixelshuffle
+IMAGE_GENERATORS := $(GAN_GENERATORS),$(AE_GENERATORS),ddpm
 default-image-model: install
 	$(BIN)/synthguard corpus build --real starter --generators $(IMAGE_GENERATORS) \
-		--preset default --per-generator 450 --out corpora/image-default
+		--preset default --per-generator 250 --out corpora/image-default
 	$(BIN)/synthguard train --corpus corpora/image-default --out runs/image-default --preset default
 	mkdir -p detector/weights/image
 	cp runs/image-default/model.safetensors runs/image-default/card.json detector/weights/image/
 	$(BIN)/synthguard evaluate --model detector/weights/image --corpus corpora/image-default \
-		--out runs/image-default-report --robustness --leave-one-out
+		--out runs/image-default-report --robustness --leave-one-out \
+		--train-set epochs=30 --train-set patience=6
 
 # The voice model shipped in detector/weights/audio: corpus, training, evaluation. Needs a
 # folder of real speech (VOICE_REAL; ../shared/data/real_speech in this project's

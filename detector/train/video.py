@@ -58,6 +58,7 @@ _FACE_AUGMENT = {
     "rescale": (0.85, 1.2),
     "p_jpeg": 0.3,
     "crop_align": 1,
+    "p_degrade": 0.0,  # a 0.4-0.8x downscale would leave most of the input padding
 }
 FACE_TRAIN = {
     # no weight average: not measured on faces, the shipped face model has none
