@@ -39,9 +39,9 @@ class AugmentConfig:
     # The chain a shared photo goes through: a downscale, then a JPEG, drawn together in
     # place of the independent rescale, blur and JPEG draws (which give both to about 1%
     # of the items). On the 9-generator image corpus, test AUC after a 0.5x resize and
-    # JPEG q60 went from 0.847 (0) to 0.890 and 0.885 (0.25, seeds 0 and 1) and 0.892
-    # (0.5); leave-one-out 0.834, 0.851, 0.851, 0.831; blur sigma 2 0.774, 0.684, 0.594,
-    # 0.624. Old cards without this key get the default when trained again.
+    # JPEG q60 went from 0.847 (0) to 0.885-0.894 (0.25, seeds 0-2) and 0.892 (0.5);
+    # leave-one-out 0.834, 0.851-0.858, 0.831; blur sigma 2 0.774, 0.594-0.704, 0.624.
+    # Old cards without this key get the default when trained again.
     p_degrade: float = 0.25
     degrade_scale: tuple[float, float] = (0.4, 0.8)
     degrade_quality: tuple[int, int] = (40, 85)
