@@ -24,7 +24,7 @@ from torch import nn
 from detector.config import check_choice, check_preset, from_dict
 from detector.media.video import VideoClip
 from generators.base import FitReport, Generator, Samples, StepFn
-from generators.image._tensor import Smoothed, item_seeds, to_tensor, to_uint8
+from generators.image._tensor import Smoothed, to_tensor, to_uint8
 from generators.registry import register
 from generators.video._paste import (
     BLENDS,
@@ -39,6 +39,7 @@ from generators.video._track import (
     check_video_source,
     identity_key,
     main_face,
+    swap_clips,
     track_faces,
 )
 
@@ -417,12 +418,15 @@ class AESwap(Generator):
         as another identity; ``sources[i]`` is the real clip's id."""
         source = check_video_source(self.name, source)
         cfg: AESwapConfig = self.config
-        seeds = item_seeds(seed, n)
-        items = source.pick(n, seed=seed) if n else []
-        videos = [
-            self.swap(item.load(max_side=cfg.max_side), self.decoder_for(item.parent, seed=s))
-            for item, s in zip(items, seeds, strict=True)
-        ]
+        items, videos, seeds = swap_clips(
+            self.name,
+            source,
+            n,
+            seed=seed,
+            make=lambda item, s: self.swap(
+                item.load(max_side=cfg.max_side), self.decoder_for(item.parent, seed=s)
+            ),
+        )
         return Samples(images=None, sources=[it.id for it in items], seeds=seeds, videos=videos)
 
 

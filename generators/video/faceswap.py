@@ -25,7 +25,6 @@ from torch import nn
 from detector.config import check_choice, check_preset, from_dict
 from detector.media.video import VideoClip
 from generators.base import FitReport, Generator, Samples, StepFn
-from generators.image._tensor import item_seeds
 from generators.registry import register
 from generators.video._paste import (
     BLENDS,
@@ -46,6 +45,7 @@ from generators.video._track import (
     find_eyes,
     identity_key,
     main_face,
+    swap_clips,
     track_eyes,
     track_faces,
 )
@@ -274,12 +274,15 @@ class FaceSwap(Generator):
         if not len(self.bank):
             self._fill_bank(source, on_step=None)
         cfg: FaceSwapConfig = self.config
-        seeds = item_seeds(seed, n)
-        items = source.pick(n, seed=seed) if n else []
-        videos = [
-            self.swap(item.load(max_side=cfg.max_side), self.choose_donor(item.parent, seed=s))
-            for item, s in zip(items, seeds, strict=True)
-        ]
+        items, videos, seeds = swap_clips(
+            self.name,
+            source,
+            n,
+            seed=seed,
+            make=lambda item, s: self.swap(
+                item.load(max_side=cfg.max_side), self.choose_donor(item.parent, seed=s)
+            ),
+        )
         return Samples(images=None, sources=[it.id for it in items], seeds=seeds, videos=videos)
 
 

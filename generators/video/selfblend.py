@@ -26,10 +26,15 @@ import numpy as np
 from detector.config import check_preset, from_dict
 from detector.media.video import VideoClip
 from generators.base import FitReport, Generator, Samples, StepFn
-from generators.image._tensor import item_seeds
 from generators.registry import register
 from generators.video._paste import roi_around, swap_region
-from generators.video._track import Box, check_tracking, check_video_source, track_faces
+from generators.video._track import (
+    Box,
+    check_tracking,
+    check_video_source,
+    swap_clips,
+    track_faces,
+)
 
 ROI_PAD = 0.3  # the region changed: the face box plus this much of its size each side
 
@@ -190,12 +195,15 @@ class SelfBlend(Generator):
         self-blended; ``sources[i]`` is the real clip's id."""
         source = check_video_source(self.name, source)
         cfg: SelfBlendConfig = self.config
-        seeds = item_seeds(seed, n)
-        items = source.pick(n, seed=seed) if n else []
-        videos = []
-        for item, s in zip(items, seeds, strict=True):
-            changes = Changes.draw(cfg, np.random.default_rng(s))
-            videos.append(self.blend(item.load(max_side=cfg.max_side), changes))
+        items, videos, seeds = swap_clips(
+            self.name,
+            source,
+            n,
+            seed=seed,
+            make=lambda item, s: self.blend(
+                item.load(max_side=cfg.max_side), Changes.draw(cfg, np.random.default_rng(s))
+            ),
+        )
         return Samples(images=None, sources=[it.id for it in items], seeds=seeds, videos=videos)
 
 

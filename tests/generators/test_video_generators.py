@@ -177,6 +177,25 @@ def test_selfblend(clips: VideoSource, tmp_path: Path) -> None:
         create("selfblend", preset="tiny", resample=(0.9, 0.5))
 
 
+def test_a_clip_whose_face_cannot_be_followed_is_passed_over(
+    clips: VideoSource, tmp_path: Path
+) -> None:
+    """A swap that would change fewer than half the frames is not emitted: the next clip
+    is used, and a source with no clip to swap is refused."""
+    coffee = pan_zoom_clip(skdata.coffee(), seconds=SECONDS, fps=FPS, size=SIZE, seed=0)
+    faceless = VideoItem("coffee-0", _write(tmp_path, "coffee", coffee, None), "coffee", 0.0,
+                         SECONDS)  # fmt: skip
+    mixed = VideoSource(spec="mixed", items=[faceless, *clips.items[:1]])
+    assert faceless in mixed.pick(2, seed=0)  # the plain order would use it
+    gen = create("selfblend", preset="tiny")
+    samples = gen.generate(2, seed=0, source=mixed)
+    assert samples.sources == ["astronaut-0", "astronaut-0"]
+    for clip in samples.videos or []:
+        assert sum(1 for b in clip.boxes if b) >= len(clip.frames) / 2
+    with pytest.raises(ValueError, match="no clip of 'coffee' has a face"):
+        gen.generate(1, seed=0, source=VideoSource(spec="coffee", items=[faceless]))
+
+
 def test_faceswap_needs_two_identities(clips: VideoSource) -> None:
     one = clips.subset([it.id for it in clips.items if it.parent == "hopper"])
     with pytest.raises(ValueError, match="at least two people"):

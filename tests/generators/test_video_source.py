@@ -130,6 +130,8 @@ def test_photos_become_clips_around_their_face(tmp_path: Path) -> None:
     Image.fromarray(skdata.astronaut()).save(tmp_path / "astronaut.jpg", quality=92)
     Image.fromarray(skdata.coffee()).save(tmp_path / "coffee.png")  # no face
     Image.fromarray(skdata.astronaut()[:40, :40]).save(tmp_path / "tiny.png")  # too small
+    # Her face (93 px at 177, 67) in a 116 px crop: 1.25 face sides, no room to pan.
+    Image.fromarray(skdata.astronaut()[55:171, 165:281]).save(tmp_path / "tight.png")
     (tmp_path / "clip.mp4").write_bytes(_video(2.0, audio=True))
     whole = (tmp_path / "astronaut.jpg").read_bytes()
     (tmp_path / "broken.jpg").write_bytes(whole[: len(whole) // 3])  # a cut download
@@ -142,6 +144,7 @@ def test_photos_become_clips_around_their_face(tmp_path: Path) -> None:
         "broken.jpg": "corrupt_media",
         "coffee.png": "no_face",
         "tiny.png": "no_face",
+        "tight.png": "tight_crop",
     }
     clip = photo.load(max_side=128)
     assert clip.frames.shape == (30, 128, 128, 3) and clip.fps == pytest.approx(25.0)
