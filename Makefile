@@ -101,7 +101,8 @@ default-voice-model: install
 # The video model shipped in detector/weights/video: corpus, training, evaluation. Needs a
 # folder of real video and photos with faces (VIDEO_REAL). By default it is made of links
 # to this project's shared data: 24 talking-head videos (cut into clips of 3 s, at most
-# 12 each) and 147 face photos (each a 3 s pan-and-zoom clip when a face is found).
+# 12 each) and 147 face photos (a 3 s pan-and-zoom clip each when a face is found with
+# room around it: 85 of them).
 SHARED_DATA ?= ../shared/data
 VIDEO_REAL ?= corpora/video-real
 VIDEO_PER_GENERATOR ?= 110
