@@ -13,13 +13,17 @@ import functools
 import hashlib
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from detector.media.faces import BoxTracker, FaceBox, detect_faces
 from generators.image._tensor import item_seeds
+
+if TYPE_CHECKING:
+    from detector.media.video import VideoClip
+    from generators.sources.video import VideoItem, VideoSource
 
 Box = tuple[float, float, float, float]  # x, y, w, h in pixels
 Eyes = tuple[tuple[float, float], tuple[float, float]]  # (left, right) centres, image left first
@@ -43,26 +47,26 @@ def check_video_source(name: str, source: Any) -> Any:
 # A swapped clip must change the face in at least this share of its frames; a clip whose
 # face the tracker follows in fewer (a face that fills the frame, or turns away) is passed
 # over for the next clip of the source. A "synthetic" clip with few or no changed frames
-# is a real clip with a wrong label: the first video corpus held 27 such clips among its
-# 220 swaps (`faceswap`, `ae_swap`), 10 of them changed in no frame at all.
+# is a real clip with a wrong label: the video corpus before this rule held 27 such clips
+# among its 220 swaps (`faceswap`, `ae_swap`), 10 of them changed in no frame at all.
 MIN_CHANGED = 0.5
 
 
-def changed_share(clip: Any) -> float:
+def changed_share(clip: VideoClip) -> float:
     """The share of a clip's frames in which a generator changed a face (its ``boxes``)."""
     boxes = clip.boxes or []
-    return sum(1 for b in boxes if b) / len(boxes) if boxes else 0.0
+    return sum(map(bool, boxes)) / len(boxes) if boxes else 0.0
 
 
 def swap_clips(
     name: str,
-    source: Any,
+    source: VideoSource,
     n: int,
     *,
     seed: int,
-    make: Callable[[Any, int], Any],
+    make: Callable[[VideoItem, int], VideoClip],
     min_changed: float = MIN_CHANGED,
-) -> tuple[list[Any], list[Any], list[int]]:
+) -> tuple[list[VideoItem], list[VideoClip], list[int]]:
     """``n`` swapped clips of ``source``: its clips in the seeded order of ``source.pick``
     (every clip used before any twice), each made by ``make(item, item_seed)``; a clip
     that changes fewer than ``min_changed`` of its frames is dropped and its source clip
@@ -70,8 +74,8 @@ def swap_clips(
     ValueError when no clip of the source can be swapped."""
     seeds = item_seeds(seed, n)
     order = source.pick(len(source), seed=seed) if n else []
-    used: list[Any] = []
-    videos: list[Any] = []
+    used: list[VideoItem] = []
+    videos: list[VideoClip] = []
     passed: set[str] = set()
     i = 0
     while len(videos) < n:
