@@ -93,12 +93,18 @@ def detect_faces(
 
 
 def detect_face_near(
-    rgb: np.ndarray, box: FaceBox, *, reach: float = 0.5, work_face: int = 48
+    rgb: np.ndarray, box: FaceBox, *, reach: float = 0.5, work_face: int = 64
 ) -> FaceBox | None:
     """The face that ``box`` (from a frame just before) moved to: searched only around it
     (``reach`` of its side each way) and only at 0.6-1.6 times its size, on a copy
     scaled so the face is about ``work_face`` pixels. A small fraction of a whole-frame
-    search; ``None`` when no face overlaps the old box."""
+    search; ``None`` when no face overlaps the old box.
+
+    On the 24 talking-head videos of ``../shared/data/real_video/faces`` (2 frames a
+    second), following each searched face into the next frame lost 16 of 473 at 48
+    pixels, 9 at 64 and 8 at 80, and the followed box overlapped the searched one at a
+    mean IoU of 0.864, 0.948 and 0.951; on ``bench/video_scan``'s clip (a face 630
+    pixels high in a 720p frame) 48 pixels lost 15 of 119, 64 none."""
     height, width = rgb.shape[:2]
     side = max(box.w, box.h)
     pad = round(reach * side)

@@ -31,10 +31,16 @@ class TrainConfig:
     # epochs (0.12 -> 0.31 -> 0.14) and early stopping ended a seed-0 run at epoch 18
     # with validation loss 0.12; with it, four seeds ran all 60 epochs to 0.055-0.061.
     ema_decay: float = 0.99
+    # Share of the real training items drawn, each time, as a fake made from them on the
+    # fly (labeled synthetic): a new one at every draw. Needs a maker (``train_detector``'s
+    # ``online_fake``); the video trainer's is a self-blend of the face crop.
+    p_online_fake: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.p_online_fake < 1.0:
+            raise ValueError(f"p_online_fake must be in [0, 1), got {self.p_online_fake}")
 
     @classmethod
     def preset(cls, name: str, **overrides: object) -> TrainConfig:

@@ -32,6 +32,8 @@ from detector.train.tasks import TASKS, Task
 STATE = "train_state.pt"
 # on_progress(stage, done, total, metrics)
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
+# Makes a fake from a real item's media (a new one each call, from the generator given).
+OnlineFakeFn = Callable[[Any, np.random.Generator], Any]
 
 
 @dataclass
@@ -52,8 +54,13 @@ def train_detector(
     resume: bool = True,
     on_progress: ProgressFn | None = None,
     init_from: str | Path | None = None,
+    online_fake: OnlineFakeFn | None = None,
 ) -> TrainResult:
     """Train, calibrate on validation, measure on test, and write ``model.safetensors`` + card.
+
+    ``online_fake`` makes a fake from a real training item's media; with the training
+    config's ``p_online_fake`` > 0, that share of the real items is drawn as one (a new
+    one each time, labeled synthetic). Validation and test items are never changed.
 
     ``init_from`` (a model folder) fine-tunes: its architecture and ``model_config``
     replace the preset's network (a conflicting ``model_overrides`` is an error) and
@@ -72,6 +79,11 @@ def train_detector(
     else:
         model, init = _initial_model(init_from, task_cls, model_overrides or {})
     task = task_cls(model.config, cfg)
+    if cfg.p_online_fake > 0 and online_fake is None:
+        raise ValueError(
+            "p_online_fake needs a maker of fakes: only the video trainer has one (self-blended "
+            "face crops); drop the setting"
+        )
 
     items = read_items(corpora, modality=modality)
     train_items = select(items, split="train", exclude_families=cfg.exclude_families)
@@ -93,7 +105,10 @@ def train_detector(
         pos_weight = torch.tensor(1.0)
         epoch_size = 2 * max(int((y_train == 0).sum()), int((y_train == 1).sum()))
     else:
-        pos_weight = torch.tensor((y_train == 0).sum() / max(1, (y_train == 1).sum()))
+        # Online fakes move that share of the real items to the synthetic side.
+        n_real = (y_train == 0).sum() * (1 - cfg.p_online_fake)
+        n_syn = (y_train == 1).sum() + (y_train == 0).sum() * cfg.p_online_fake
+        pos_weight = torch.tensor(n_real / max(1.0, n_syn))
         epoch_size = len(train_items)
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -141,8 +156,17 @@ def train_detector(
         losses = []
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
-            examples = [task.example(train_px[i], train_items[i], rng) for i in idx]
-            y = torch.from_numpy(y_train[idx]).float()
+            labels = y_train[idx].copy()
+            examples = []
+            for j, i in enumerate(idx):
+                media = train_px[i]
+                # no draw without a maker: runs without online fakes keep their sequence
+                fake = online_fake is not None and labels[j] == 0 and cfg.p_online_fake > 0
+                if fake and rng.random() < cfg.p_online_fake:
+                    assert online_fake is not None
+                    media, labels[j] = online_fake(media, rng), 1
+                examples.append(task.example(media, train_items[i], rng))
+            y = torch.from_numpy(labels).float()
             loss = task.loss(model, examples, y, pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -17,6 +17,7 @@ rule calibrated on validation videos.
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import time
@@ -106,6 +107,15 @@ def train_video_detector(
     if init_from is not None:
         init = face_model_folder(init_from, out / "init-face")
         model_cfg = dict(model_overrides or {})  # the fine-tuned network keeps its shape
+    online_fake = None
+    if float(train_cfg.get("p_online_fake", 0.0)) > 0:
+        if "self_blend" in train_cfg.get("exclude_families", ()):
+            # a leave-one-out run without self-blends must not make them either
+            train_cfg["p_online_fake"] = 0.0
+        else:
+            from generators.video.selfblend import self_blended_crop
+
+            online_fake = functools.partial(self_blended_crop, margin=crop.margin)
     face = train_detector(
         faces,
         out / "face",
@@ -116,6 +126,7 @@ def train_video_detector(
         resume=resume,
         on_progress=on_progress,
         init_from=init,
+        online_fake=online_fake,
     )
     _copy_voice(voice_model, out / "voice")
     shutil.copyfile(out / "face" / "model.safetensors", out / "model.safetensors")

@@ -142,6 +142,36 @@ def changed_face(region: np.ndarray, box: Box, ch: Changes) -> np.ndarray:
     return np.clip(f, 0, 255).round().astype(np.uint8)
 
 
+def self_blended_crop(
+    crop: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    margin: float,
+    config: SelfBlendConfig | None = None,
+) -> np.ndarray:
+    """A face crop self-blended: one draw of :class:`Changes` blended back onto it under
+    the face's ellipse. ``crop`` is cut as ``detector.media.faces.face_crop`` cuts (the
+    face box in the middle, ``margin`` of its side on each side); the face model's
+    training makes a new one from a real crop at each draw (``p_online_fake``)."""
+    cfg = config or SelfBlendConfig()
+    h, w = crop.shape[:2]
+    fw, fh = w / (1 + 2 * margin), h / (1 + 2 * margin)
+    box = (round((w - fw) / 2), round((h - fh) / 2), round(fw), round(fh))
+    changes = Changes.draw(cfg, rng)
+    face = changed_face(crop, box, changes)
+    out, _changed = swap_region(
+        crop,
+        face,
+        box,
+        origin=(0, 0),
+        blend=changes.blend,
+        colour=False,
+        shrink=changes.shrink,
+        feather=changes.feather,
+    )
+    return out
+
+
 class SelfBlend(Generator):
     """Blends each real clip's main face, slightly changed, back onto itself."""
 

@@ -116,3 +116,27 @@ def test_evaluate_writes_metrics_plots_and_summary(tmp_path, tiny_corpus, tiny_m
     audit = report["shortcut_audit"]
     assert 0.0 <= audit["file_size_auc"] <= 1.0 and 0.0 <= audit["image_stats_auc"] <= 1.0
     assert "Shortcut audit" in (tmp_path / "summary.md").read_text()
+
+
+def test_online_fakes_are_made_from_real_items_only(tmp_path, tiny_corpus) -> None:
+    from detector.train.trainer import train_detector
+
+    made: list[int] = []
+
+    def fake(media: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        made.append(int(media.sum()))
+        return np.ascontiguousarray(media[::-1])
+
+    overrides = {"epochs": 1, "p_online_fake": 0.5}
+    with pytest.raises(ValueError, match="p_online_fake needs a maker"):
+        train_detector([tiny_corpus], tmp_path / "no", preset="tiny", train_overrides=overrides)
+    result = train_detector(
+        [tiny_corpus], tmp_path / "yes", preset="tiny", train_overrides=overrides, online_fake=fake
+    )
+    assert result.card["train_config"]["p_online_fake"] == 0.5
+    from detector.data.corpus import load_pixels, read_items, select
+
+    train = select(read_items([tiny_corpus], modality="image"), split="train")
+    real = {int(px.sum()) for px, it in zip(load_pixels(train), train, strict=True) if not it.label}
+    n_real = sum(1 for it in train if not it.label)
+    assert 0 < len(made) < n_real and set(made) <= real

@@ -270,3 +270,22 @@ def test_face_generators_check_their_tracking_settings(name: str) -> None:
     ):
         with pytest.raises(ValueError, match=field):
             create(name, preset="tiny", **bad)
+
+
+def test_self_blended_crop_changes_the_face_and_keeps_the_margin() -> None:
+    from detector.media.faces import detect_faces, face_crop
+    from generators.video.selfblend import self_blended_crop
+
+    img = skdata.astronaut()
+    crop = face_crop(img, detect_faces(img)[0], margin=0.3, size=128)
+    a = self_blended_crop(crop, np.random.default_rng(0), margin=0.3)
+    assert a.shape == crop.shape and a.dtype == np.uint8
+    diff = np.abs(a.astype(int) - crop).sum(axis=2)
+    face = slice(24, 104)  # the face box: 128 / 1.6 = 80 pixels in the middle
+    assert diff[face, face].mean() > 3 * diff.mean() / 2  # the change is on the face
+    edge = np.ones_like(diff, dtype=bool)
+    edge[20:108, 20:108] = False
+    assert diff[edge].max() == 0  # the margin around the face is the real crop's
+    assert np.array_equal(a, self_blended_crop(crop, np.random.default_rng(0), margin=0.3))
+    b = self_blended_crop(crop, np.random.default_rng(1), margin=0.3)
+    assert not np.array_equal(a, b)  # a new fake at every draw
