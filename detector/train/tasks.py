@@ -8,7 +8,7 @@ is scored (crops of an image, chunks of a clip).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,6 +49,11 @@ class Task:
     def logits(self, model: nn.Module, media: Sequence[Any]) -> np.ndarray:
         raise NotImplementedError
 
+    @staticmethod
+    def online_fake() -> Callable[[Any, np.random.Generator], Any] | None:
+        """The maker of online fakes (``p_online_fake``) when the caller gives none."""
+        return None
+
 
 class ImageTask(Task):
     """Images: random crops (never resizes) of augmented pixels; items scored on a grid."""
@@ -65,6 +70,13 @@ class ImageTask(Task):
 
         size, aug = self.model_config.input_size, self.train_config.augment
         return random_crop(augment(media, aug, rng), size, rng, align=aug.crop_align)
+
+    @staticmethod
+    def online_fake() -> Callable[[Any, np.random.Generator], Any] | None:
+        """Real images rebuilt by fresh untrained decoders (``generators.image.random_decoder``)."""
+        from generators.image.random_decoder import random_decoded
+
+        return random_decoded
 
     def batch(self, examples: Sequence[np.ndarray]) -> torch.Tensor:
         from detector.inference.batch import to_batch

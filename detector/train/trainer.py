@@ -58,9 +58,10 @@ def train_detector(
 ) -> TrainResult:
     """Train, calibrate on validation, measure on test, and write ``model.safetensors`` + card.
 
-    ``online_fake`` makes a fake from a real training item's media; with the training
-    config's ``p_online_fake`` > 0, that share of the real items is drawn as one (a new
-    one each time, labeled synthetic). Validation and test items are never changed.
+    ``online_fake`` makes a fake from a real training item's media (by default the
+    task's own, if it has one); with the training config's ``p_online_fake`` > 0, that
+    share of the real items is drawn as one (a new one each time, labeled synthetic).
+    Validation and test items are never changed.
 
     ``init_from`` (a model folder) fine-tunes: its architecture and ``model_config``
     replace the preset's network (a conflicting ``model_overrides`` is an error) and
@@ -80,10 +81,12 @@ def train_detector(
         model, init = _initial_model(init_from, task_cls, model_overrides or {})
     task = task_cls(model.config, cfg)
     if cfg.p_online_fake > 0 and online_fake is None:
-        raise ValueError(
-            "p_online_fake needs a maker of fakes: only the video trainer has one (self-blended "
-            "face crops); drop the setting"
-        )
+        online_fake = task.online_fake()
+        if online_fake is None:
+            raise ValueError(
+                f"p_online_fake needs a maker of fakes, and the {modality} detector has none "
+                "(images: untrained decoders; video faces: self-blends); drop the setting"
+            )
 
     items = read_items(corpora, modality=modality)
     train_items = select(items, split="train", exclude_families=cfg.exclude_families)

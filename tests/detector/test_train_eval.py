@@ -128,8 +128,6 @@ def test_online_fakes_are_made_from_real_items_only(tmp_path, tiny_corpus) -> No
         return np.ascontiguousarray(media[::-1])
 
     overrides = {"epochs": 1, "p_online_fake": 0.5}
-    with pytest.raises(ValueError, match="p_online_fake needs a maker"):
-        train_detector([tiny_corpus], tmp_path / "no", preset="tiny", train_overrides=overrides)
     result = train_detector(
         [tiny_corpus], tmp_path / "yes", preset="tiny", train_overrides=overrides, online_fake=fake
     )
@@ -140,3 +138,18 @@ def test_online_fakes_are_made_from_real_items_only(tmp_path, tiny_corpus) -> No
     real = {int(px.sum()) for px, it in zip(load_pixels(train), train, strict=True) if not it.label}
     n_real = sum(1 for it in train if not it.label)
     assert 0 < len(made) < n_real and set(made) <= real
+
+
+def test_untrained_decoders_make_image_fakes() -> None:
+    from generators.image.random_decoder import random_decoded
+
+    img = np.random.default_rng(0).integers(0, 256, (64, 70, 3), dtype=np.uint8)
+    a = random_decoded(img, np.random.default_rng(1))
+    assert a.dtype == np.uint8 and a.shape[2] == 3 and a.shape[0] % 2 == 0
+    assert a.shape[0] > 56 and a.shape[1] in (64, 70, 68)  # cut to a multiple of 2**k
+    assert np.array_equal(a, random_decoded(img, np.random.default_rng(1)))  # from rng alone
+    kinds = {random_decoded(img, np.random.default_rng(s)).shape for s in range(12)}
+    assert len(kinds) > 1  # the depth is drawn
+    assert abs(float(a.mean()) - float(img[: a.shape[0], : a.shape[1]].mean())) < 8
+    with pytest.raises(ValueError, match="too small"):
+        random_decoded(img[:1, :1], np.random.default_rng(0))
