@@ -32,9 +32,13 @@ class TrainConfig:
     # with validation loss 0.12; with it, four seeds ran all 60 epochs to 0.055-0.061.
     ema_decay: float = 0.99
     # Share of the real training items drawn, each time, as a fake made from them on the
-    # fly (labeled synthetic): a new one at every draw. Needs a maker (``train_detector``'s
-    # ``online_fake``); the video trainer's is a self-blend of the face crop.
-    p_online_fake: float = 0.0
+    # fly (labeled synthetic): a new one at every draw, by the task's maker (images: an
+    # untrained decoder, generators.image.random_decoder) or ``train_detector``'s
+    # ``online_fake`` (the video trainer's: a self-blend of the face crop). On the
+    # 9-generator image corpus, leave-one-out went from 0.851 (0) to 0.929 (0.3; seed 1:
+    # 0.920; 0.15: 0.925), held-out GAN from 0.702 to 0.932; clean test AUC from 0.995 to
+    # 0.990 (seed 1 and 0.15: 0.982).
+    p_online_fake: float = 0.3
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema_decay < 1.0:
@@ -68,6 +72,7 @@ class AudioTrainConfig(TrainConfig):
     # the synthetic share of each frame's samples).
     frame_weight: float = 1.0
     ema_decay: float = 0.0  # not measured on voice: the shipped voice model has none
+    p_online_fake: float = 0.0  # the voice task has no maker of fakes
     augment: AudioAugmentConfig = field(default_factory=AudioAugmentConfig)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:

@@ -61,6 +61,9 @@ _FACE_AUGMENT = {
     "crop_align": 1,
     "p_degrade": 0.0,  # a 0.4-0.8x downscale would leave most of the input padding
 }
+# Online fakes for faces are self-blends of the real crops (never the image task's
+# untrained decoders: a face swap leaves a blend, not an up-sampled picture).
+_FACE_ONLINE = 0.0
 FACE_TRAIN = {
     # no weight average: not measured on faces, the shipped face model has none
     "default": {
@@ -69,8 +72,9 @@ FACE_TRAIN = {
         "batch_size": 64,
         "ema_decay": 0.0,
         "augment": _FACE_AUGMENT,
+        "p_online_fake": _FACE_ONLINE,
     },
-    "tiny": {"augment": _FACE_AUGMENT},
+    "tiny": {"augment": _FACE_AUGMENT, "p_online_fake": _FACE_ONLINE},
 }
 
 
@@ -107,15 +111,11 @@ def train_video_detector(
     if init_from is not None:
         init = face_model_folder(init_from, out / "init-face")
         model_cfg = dict(model_overrides or {})  # the fine-tuned network keeps its shape
-    online_fake = None
-    if float(train_cfg.get("p_online_fake", 0.0)) > 0:
-        if "self_blend" in train_cfg.get("exclude_families", ()):
-            # a leave-one-out run without self-blends must not make them either
-            train_cfg["p_online_fake"] = 0.0
-        else:
-            from generators.video.selfblend import self_blended_crop
+    if "self_blend" in train_cfg.get("exclude_families", ()):
+        train_cfg["p_online_fake"] = 0.0  # held out: no self-blends made on the fly either
+    from generators.video.selfblend import self_blended_crop
 
-            online_fake = functools.partial(self_blended_crop, margin=crop.margin)
+    online_fake = functools.partial(self_blended_crop, margin=crop.margin)
     face = train_detector(
         faces,
         out / "face",

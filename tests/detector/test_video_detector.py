@@ -183,6 +183,9 @@ def test_evaluate_reports_video_and_frame_metrics(tiny_video_model, tiny_video_c
     assert {"h264_crf35", "h264_crf40", "downscale_0.5"} <= set(report["robustness"])
     loo = report["leave_one_out"]
     assert set(loo["held_out_auc"]) == set(report["per_family"])
+    for fam in loo["held_out_auc"]:  # no online self-blends where self-blends are held out
+        card = json.loads((tmp_path / "report" / "leave_one_out" / fam / "card.json").read_text())
+        assert (card["face"]["train_config"]["p_online_fake"] > 0) == (fam != "self_blend")
     assert "overall" in report["frames"]
     assert set(report["shortcut_audit"]) == {"file_size_auc", "duration_auc"}
     for name in ("metrics.json", "summary.md", "roc.png", "leave_one_out.png"):
