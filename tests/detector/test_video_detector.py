@@ -174,7 +174,7 @@ def test_evaluate_reports_video_and_frame_metrics(tiny_video_model, tiny_video_c
         robustness=True,
         leave_one_out=True,
         loo_preset="tiny",
-        loo_overrides={"epochs": 1},
+        loo_overrides={"epochs": 1, "p_online_fake": 0.3},
     )
     assert report["modality"] == "video"
     assert report["overall"]["n"] == len(
