@@ -41,13 +41,15 @@ def random_decoded(
     img: np.ndarray, rng: np.random.Generator, *, width: int = 16, max_levels: int = 3
 ) -> np.ndarray:
     """``img`` (``(H, W, 3)`` uint8) rebuilt by a fresh untrained decoder (see the module),
-    cut to a multiple of ``2**k`` on each side; uint8, the same colours on average."""
-    levels = int(rng.integers(1, max_levels + 1))
+    cut to a multiple of ``2**k`` on each side; uint8, the same colours on average. ``k``
+    is at most what the image's shorter side allows."""
+    side = min(img.shape[:2])
+    if side < 2:
+        raise ValueError(f"an image of {img.shape[1]}x{img.shape[0]} is too small to shrink")
+    levels = min(int(rng.integers(1, max_levels + 1)), int(np.log2(side)))
     kind = UPSAMPLE_KINDS[int(rng.integers(len(UPSAMPLE_KINDS)))]
     f = 2**levels
     h, w = (img.shape[0] // f) * f, (img.shape[1] // f) * f
-    if h == 0 or w == 0:
-        raise ValueError(f"an image of {img.shape[1]}x{img.shape[0]} is too small to shrink {f}x")
     real = img[:h, :w].astype(np.float32)
     x = torch.from_numpy(real / 127.5 - 1.0).permute(2, 0, 1)[None]
     x = nn.functional.avg_pool2d(x, f)

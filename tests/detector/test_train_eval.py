@@ -151,5 +151,7 @@ def test_untrained_decoders_make_image_fakes() -> None:
     kinds = {random_decoded(img, np.random.default_rng(s)).shape for s in range(12)}
     assert len(kinds) > 1  # the depth is drawn
     assert abs(float(a.mean()) - float(img[: a.shape[0], : a.shape[1]].mean())) < 8
+    for s in range(8):  # a small image gets fewer levels
+        assert random_decoded(img[:3, :5], np.random.default_rng(s)).shape == (2, 4, 3)
     with pytest.raises(ValueError, match="too small"):
         random_decoded(img[:1, :1], np.random.default_rng(0))
