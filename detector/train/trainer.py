@@ -80,13 +80,13 @@ def train_detector(
     else:
         model, init = _initial_model(init_from, task_cls, model_overrides or {})
     task = task_cls(model.config, cfg)
-    if cfg.p_online_fake > 0 and online_fake is None:
-        online_fake = task.online_fake()
-        if online_fake is None:
-            raise ValueError(
-                f"p_online_fake needs a maker of fakes, and the {modality} detector has none "
-                "(images: untrained decoders; video faces: self-blends); drop the setting"
-            )
+    # The maker in use: none when p_online_fake is 0 (no draws: such runs keep their sequence).
+    maker = (online_fake or task.online_fake()) if cfg.p_online_fake > 0 else None
+    if cfg.p_online_fake > 0 and maker is None:
+        raise ValueError(
+            f"p_online_fake needs a maker of fakes, and the {modality} detector has none "
+            "(images: untrained decoders; video faces: self-blends); drop the setting"
+        )
 
     items = read_items(corpora, modality=modality)
     train_items = select(items, split="train", exclude_families=cfg.exclude_families)
@@ -163,11 +163,8 @@ def train_detector(
             examples = []
             for j, i in enumerate(idx):
                 media = train_px[i]
-                # no draw without a maker: runs without online fakes keep their sequence
-                fake = online_fake is not None and labels[j] == 0 and cfg.p_online_fake > 0
-                if fake and rng.random() < cfg.p_online_fake:
-                    assert online_fake is not None
-                    media, labels[j] = online_fake(media, rng), 1
+                if maker is not None and labels[j] == 0 and rng.random() < cfg.p_online_fake:
+                    media, labels[j] = maker(media, rng), 1
                 examples.append(task.example(media, train_items[i], rng))
             y = torch.from_numpy(labels).float()
             loss = task.loss(model, examples, y, pos_weight)
