@@ -24,6 +24,9 @@ from detector.train.config import TrainConfig
 class Task:
     modality: ClassVar[str]
     architecture: ClassVar[str]
+    # The corpus family that the task's own online fakes belong to (None: to none); a
+    # run that holds that family out makes none (``p_online_fake`` is set to 0).
+    online_family: ClassVar[str | None] = None
 
     def __init__(self, model_config: Any, train_config: TrainConfig) -> None:
         self.model_config = model_config
@@ -49,10 +52,13 @@ class Task:
     def logits(self, model: nn.Module, media: Sequence[Any]) -> np.ndarray:
         raise NotImplementedError
 
-    @staticmethod
-    def online_fake() -> Callable[[Any, np.random.Generator], Any] | None:
+    def online_fake(self) -> Callable[[Any, np.random.Generator], Any] | None:
         """The maker of online fakes (``p_online_fake``) when the caller gives none."""
         return None
+
+    def can_fake(self, item: Item) -> bool:
+        """Whether an online fake may be made from this real item."""
+        return True
 
 
 class ImageTask(Task):
@@ -71,8 +77,7 @@ class ImageTask(Task):
         size, aug = self.model_config.input_size, self.train_config.augment
         return random_crop(augment(media, aug, rng), size, rng, align=aug.crop_align)
 
-    @staticmethod
-    def online_fake() -> Callable[[Any, np.random.Generator], Any] | None:
+    def online_fake(self) -> Callable[[Any, np.random.Generator], Any] | None:
         """Real images rebuilt by fresh untrained decoders (``generators.image.random_decoder``)."""
         from generators.image.random_decoder import random_decoded
 
@@ -108,6 +113,7 @@ class AudioTask(Task):
 
     modality = "audio"
     architecture = "audio_cnn"
+    online_family = "splice"
 
     @staticmethod
     def load(items: Sequence[Item]) -> list[Any]:
@@ -127,6 +133,19 @@ class AudioTask(Task):
             return AudioExample(chunk, np.full(n, float(item.label), dtype=np.float32))
         mask = synthetic_mask(len(media), item.label, item.segments)
         return AudioExample(chunk, take_chunk(mask, start, n))
+
+    def online_fake(self) -> Callable[[Any, np.random.Generator], Any] | None:
+        """Real clips spliced anew at every draw by the generators of the families in
+        training (``generators.audio.online_splice``)."""
+        from generators.audio.online_splice import OnlineSplicer
+
+        return OnlineSplicer(self.train_config.exclude_families)
+
+    def can_fake(self, item: Item) -> bool:
+        """Only losslessly stored clips: a corpus splice is encoded once, after splicing,
+        while a segment resynthesised into an MP3 or Opus clip would be the one stretch
+        without that codec's traces, a cue no real splice carries."""
+        return item.path.suffix.lower() == ".flac"
 
     def batch(self, examples: Sequence[AudioExample]) -> torch.Tensor:
         stacked = np.stack([e.samples for e in examples])

@@ -10,7 +10,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,9 @@ from detector.train.tasks import TASKS, Task
 STATE = "train_state.pt"
 # on_progress(stage, done, total, metrics)
 ProgressFn = Callable[[str, int, int, dict[str, float]], None]
-# Makes a fake from a real item's media (a new one each call, from the generator given).
+# Makes a fake from a real item's media (a new one each call, from the generator given):
+# the fake's media, or an object with ``media`` and ``segments`` (the synthetic part of a
+# partly synthetic fake, in seconds).
 OnlineFakeFn = Callable[[Any, np.random.Generator], Any]
 
 
@@ -79,13 +81,16 @@ def train_detector(
         model = create(task_cls.architecture, preset=preset, **(model_overrides or {}))
     else:
         model, init = _initial_model(init_from, task_cls, model_overrides or {})
+    if task_cls.online_family in cfg.exclude_families and online_fake is None:
+        cfg = replace(cfg, p_online_fake=0.0)  # what the task's maker makes is held out
     task = task_cls(model.config, cfg)
     # The maker in use: none when p_online_fake is 0 (no draws: such runs keep their sequence).
     maker = (online_fake or task.online_fake()) if cfg.p_online_fake > 0 else None
     if cfg.p_online_fake > 0 and maker is None:
         raise ValueError(
             f"p_online_fake needs a maker of fakes, and the {modality} detector has none "
-            "(images: untrained decoders; video faces: self-blends); drop the setting"
+            "(images: untrained decoders; voice: spliced clips; video faces: self-blends); "
+            "drop the setting"
         )
 
     items = read_items(corpora, modality=modality)
@@ -101,16 +106,18 @@ def train_detector(
     progress("decode", 2, 2, {})
     y_train = np.array([it.label for it in train_items])
     y_val = np.array([it.label for it in val_items])
+    # The share of real draws that online fakes move to the synthetic side.
+    fakeable = [task.can_fake(it) for it in train_items if it.label == 0]
+    moved = cfg.p_online_fake * float(np.mean(fakeable)) if maker is not None else 0.0
     # Balance the classes when the corpora are not balanced: in the loss (images), or by
     # drawing the smaller class again each epoch (audio: one real utterance faces several
     # resyntheses of itself, and each draw is a different random chunk).
     if cfg.balance:
-        pos_weight = torch.tensor(1.0)
+        pos_weight = torch.tensor((1 - moved) / (1 + moved))
         epoch_size = 2 * max(int((y_train == 0).sum()), int((y_train == 1).sum()))
     else:
-        # Online fakes move that share of the real items to the synthetic side.
-        n_real = (y_train == 0).sum() * (1 - cfg.p_online_fake)
-        n_syn = (y_train == 1).sum() + (y_train == 0).sum() * cfg.p_online_fake
+        n_real = (y_train == 0).sum() * (1 - moved)
+        n_syn = (y_train == 1).sum() + (y_train == 0).sum() * moved
         pos_weight = torch.tensor(n_real / max(1.0, n_syn))
         epoch_size = len(train_items)
 
@@ -162,10 +169,16 @@ def train_detector(
             labels = y_train[idx].copy()
             examples = []
             for j, i in enumerate(idx):
-                media = train_px[i]
-                if maker is not None and labels[j] == 0 and rng.random() < cfg.p_online_fake:
-                    media, labels[j] = maker(media, rng), 1
-                examples.append(task.example(media, train_items[i], rng))
+                media, item = train_px[i], train_items[i]
+                if (
+                    maker is not None
+                    and labels[j] == 0
+                    and task.can_fake(item)
+                    and rng.random() < cfg.p_online_fake
+                ):
+                    media, item = _online_item(maker(media, rng), item)
+                    labels[j] = 1
+                examples.append(task.example(media, item, rng))
             y = torch.from_numpy(labels).float()
             loss = task.loss(model, examples, y, pos_weight)
             opt.zero_grad(set_to_none=True)
@@ -244,6 +257,16 @@ def train_detector(
         card["init_from"] = init
     save_model(model, card, out)
     return TrainResult(out_dir=out, card=card, history=history)
+
+
+def _online_item(made: Any, item: Item) -> tuple[Any, Item]:
+    """A maker's fake and the item it now is: synthetic, of no corpus generator, with the
+    synthetic part when the maker says which it is (an object with ``media`` and
+    ``segments``, as ``generators.audio.online_splice`` gives)."""
+    segments = getattr(made, "segments", None)
+    media = made.media if segments is not None else made
+    fake = replace(item, label=1, generator="online", family="online", segments=segments)
+    return media, fake
 
 
 def _initial_model(

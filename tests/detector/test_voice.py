@@ -60,6 +60,36 @@ def test_training_lowers_the_loss_and_writes_an_audio_card(tiny_voice_model: Pat
     assert (tiny_voice_model / "model.safetensors").stat().st_size < 10 * 2**20
 
 
+def test_online_splices_are_made_from_lossless_real_clips_only(
+    tmp_path: Path, tiny_voice_corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from detector.train.tasks import AudioTask
+    from detector.train.trainer import train_detector
+
+    seen: list[tuple[int, str, object, str]] = []
+    example = AudioTask.example
+
+    def spy(self, media, item, rng):  # type: ignore[no-untyped-def]
+        seen.append((item.label, item.family, item.segments, item.path.suffix))
+        return example(self, media, item, rng)
+
+    monkeypatch.setattr(AudioTask, "example", spy)
+    overrides = {"epochs": 1, "batch_size": 8, "p_online_fake": 0.6}
+    kw = {"modality": "audio", "preset": "tiny"}
+    made = train_detector([tiny_voice_corpus], tmp_path / "on", train_overrides=overrides, **kw)
+    assert made.card["train_config"]["p_online_fake"] == 0.6
+    online = [s for s in seen if s[1] == "online"]
+    assert online and all(s[0] == 1 and s[3] == ".flac" and len(s[2]) == 1 for s in online)  # type: ignore[arg-type]
+    assert any(s[1] == "real" and s[3] == ".flac" for s in seen)  # not every draw
+    assert all(s[1] != "real" or s[0] == 0 for s in seen)
+    # Holding out splices holds out the online ones too, and the card says so.
+    seen.clear()
+    held = {**overrides, "exclude_families": ["splice"]}
+    kept = train_detector([tiny_voice_corpus], tmp_path / "off", train_overrides=held, **kw)
+    assert kept.card["train_config"]["p_online_fake"] == 0.0
+    assert seen and not any(s[1] == "online" for s in seen)
+
+
 def test_scores_files_bytes_and_arrays_with_segments(tmp_path: Path, tiny_voice_model) -> None:
     det = Detector.load(tiny_voice_model)
     assert isinstance(det, VoiceDetector) and det.modality == "audio"

@@ -329,3 +329,36 @@ def test_tts_varies_voice_and_text() -> None:
     assert len({u.voice for u in utts}) > 5 and len({u.text for u in utts}) > 30
     assert all(u.text.strip() and 35 <= u.pitch <= 65 and 140 <= u.speed <= 185 for u in utts)
     assert len(set(tts.SENTENCES)) == len(tts.SENTENCES) >= 50
+
+
+def test_online_splices_change_one_new_segment_per_draw(source: AudioSource) -> None:
+    from generators.audio.online_splice import MAX_SECONDS, MIN_SECONDS, OnlineSplicer
+
+    splicer = OnlineSplicer()
+    expected = {"gl_linear", "gl_mel", "lpc"} | ({"world", "world_pitch"} if world.available() else set())
+    assert set(splicer.inners) == expected
+    y = source.items[0].load()
+    seen = set()
+    for k in range(6):
+        made = splicer(y, np.random.default_rng(k))
+        (start_s, end_s), = made.segments
+        start, end = round(start_s * SR), round(end_s * SR)
+        assert len(made.media) == len(y) and made.media.dtype == np.float32
+        assert MIN_SECONDS * SR <= end - start <= MAX_SECONDS * SR or end - start == len(y) - 2 * (len(y) // 3)
+        np.testing.assert_array_equal(made.media[:start], y[:start])
+        np.testing.assert_array_equal(made.media[end:], y[end:])
+        assert np.mean(np.abs(made.media[start:end] - y[start:end])) > 1e-3
+        seen.add(made.segments)
+        again = splicer(y, np.random.default_rng(k))  # the draws alone decide the clip
+        np.testing.assert_array_equal(again.media, made.media)
+    assert len(seen) > 1
+
+
+def test_online_splices_keep_held_out_families_out() -> None:
+    from generators.audio.online_splice import OnlineSplicer
+
+    assert set(OnlineSplicer(["griffin_lim", "lpc"]).inners) <= {"world", "world_pitch"}
+    with pytest.raises(ValueError, match="splice is held out"):
+        OnlineSplicer(["splice"])
+    with pytest.raises(ValueError, match="no generator left"):
+        OnlineSplicer(["griffin_lim", "lpc", "world"])
