@@ -335,16 +335,16 @@ def test_online_splices_change_one_new_segment_per_draw(source: AudioSource) -> 
     from generators.audio.online_splice import MAX_SECONDS, MIN_SECONDS, OnlineSplicer
 
     splicer = OnlineSplicer()
-    expected = {"gl_linear", "gl_mel", "lpc"} | ({"world", "world_pitch"} if world.available() else set())
-    assert set(splicer.inners) == expected
+    worlds = {"world", "world_pitch"} if world.available() else set()
+    assert set(splicer.inners) == {"gl_linear", "gl_mel", "lpc"} | worlds
     y = source.items[0].load()
     seen = set()
     for k in range(6):
         made = splicer(y, np.random.default_rng(k))
-        (start_s, end_s), = made.segments
+        ((start_s, end_s),) = made.segments
         start, end = round(start_s * SR), round(end_s * SR)
         assert len(made.media) == len(y) and made.media.dtype == np.float32
-        assert MIN_SECONDS * SR <= end - start <= MAX_SECONDS * SR or end - start == len(y) - 2 * (len(y) // 3)
+        assert MIN_SECONDS * SR <= end - start <= MAX_SECONDS * SR  # the clips are 2.5 s
         np.testing.assert_array_equal(made.media[:start], y[:start])
         np.testing.assert_array_equal(made.media[end:], y[end:])
         assert np.mean(np.abs(made.media[start:end] - y[start:end])) > 1e-3
