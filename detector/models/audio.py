@@ -42,6 +42,14 @@ class AudioDetectorConfig:
     # "clip" and the frame logits beside it, trained together; the frames give the
     # timeline. Neither did better on validation than "clip" (README).
     head: str = "clip"
+    # "linear": a linear map of the pooled features is the logit. "oneclass": the
+    # one-class softmax of Zhang, Jiang and Li (2021) for unseen spoofing attacks: the
+    # pooled features' cosine ``s`` to a learned direction, logit ``scale * (0.55 - s)``,
+    # trained with margins (real clips held to s > 0.9, synthetic ones to s < 0.2): real
+    # speech is drawn into one tight cone and anything unlike it, in any direction of the
+    # features, falls outside, where a linear head only learns the side the training
+    # generators lie on. Needs ``head="clip"``.
+    output: str = "linear"
     chunk_seconds: float = 4.0  # the network's input length
     hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step
     dropout: float = 0.2
@@ -50,6 +58,9 @@ class AudioDetectorConfig:
         frontend_parts(self.frontend)
         check_choice("global_pool", self.global_pool, ("avg", "max", "avgmax"))
         check_choice("head", self.head, ("clip", "frames", "both"))
+        check_choice("output", self.output, ("linear", "oneclass"))
+        if self.output == "oneclass" and self.head != "clip":
+            raise ValueError('output="oneclass" needs head="clip"')
         if self.chunk_seconds <= 0 or self.hop_seconds <= 0:
             raise ValueError("chunk_seconds and hop_seconds must be positive")
         if self.hop_seconds > self.chunk_seconds:
@@ -78,6 +89,36 @@ class AudioDetectorConfig:
             )
         )
         return from_dict(cls, dict(overrides), base=base)
+
+
+# The one-class softmax's scale and margins (Zhang, Jiang and Li, "One-class learning
+# towards synthetic voice spoofing detection", 2021): the cosine of real chunks is held
+# above 0.9, of synthetic ones below 0.2; the logit is centred between them.
+ONECLASS_SCALE = 20.0
+ONECLASS_MARGINS = (0.9, 0.2)
+ONECLASS_CENTRE = sum(ONECLASS_MARGINS) / 2
+
+
+class OneClassHead(nn.Module):
+    """``(B, D)`` features -> ``(B,)`` logits of "synthetic": ``scale * (centre - cos)``,
+    ``cos`` the cosine of the features to a learned direction (the real class's)."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.direction = nn.Parameter(torch.randn(features) / math.sqrt(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cos = nn.functional.cosine_similarity(x, self.direction[None], dim=1)
+        return ONECLASS_SCALE * (ONECLASS_CENTRE - cos)
+
+
+def oneclass_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Training logits with the one-class margins: binary cross-entropy on them is the
+    one-class softmax loss (real: softplus(scale * (0.9 - cos)), synthetic:
+    softplus(scale * (cos - 0.2)))."""
+    real, synthetic = ONECLASS_MARGINS
+    shift = (real - ONECLASS_CENTRE) * (1 - y) + (synthetic - ONECLASS_CENTRE) * y
+    return logits + ONECLASS_SCALE * shift
 
 
 class PartNorm(nn.Module):
@@ -119,12 +160,14 @@ class AudioDetector(nn.Module):
         self.backbone = timm.create_model(
             config.backbone,
             pretrained=False,
-            num_classes=0 if config.head == "frames" else 1,
+            num_classes=0 if config.head == "frames" or config.output == "oneclass" else 1,
             in_chans=1,
             drop_rate=config.dropout,
             global_pool=config.global_pool,
             **kwargs,
         )
+        if config.output == "oneclass":
+            self.oneclass = OneClassHead(self.backbone.num_features)
         if config.head != "clip":
             self.frame_drop = nn.Dropout(config.dropout)
             self.frame_head = nn.Conv1d(self.backbone.num_features, 1, kernel_size=1)
@@ -134,6 +177,8 @@ class AudioDetector(nn.Module):
         frame logits: the last feature map averaged over frequency, one linear map per
         time step."""
         maps = self.backbone.forward_features(self.norm(self.frontend(x)))  # (B, C, F', T')
+        if self.config.output == "oneclass":
+            return self.oneclass(self.backbone.forward_head(maps)), None
         if self.config.head == "clip":
             return self.backbone.forward_head(maps).squeeze(1), None
         frames = self.frame_head(self.frame_drop(maps.mean(2))).squeeze(1)

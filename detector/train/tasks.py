@@ -160,6 +160,11 @@ class AudioTask(Task):
     ) -> torch.Tensor:
         """With a frame head, the chunk's loss plus ``frame_weight`` times the frames':
         each frame's target is the synthetic share of the samples under it."""
+        if self.model_config.output == "oneclass":
+            from detector.models.audio import oneclass_margin
+
+            logits = oneclass_margin(model(self.batch(examples)), y)
+            return F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos_weight)
         if self.model_config.head == "clip":
             return super().loss(model, examples, y, pos_weight)
         chunk, frames = model.outputs(self.batch(examples))  # type: ignore[operator]

@@ -53,11 +53,48 @@ def test_voice_detectors_give_finite_logits_and_round_trip(
         assert torch.equal(model(x), loaded(x))
 
 
+def test_the_one_class_output_is_the_one_class_softmax(tmp_path) -> None:
+    from detector.models.audio import oneclass_margin
+
+    model = create("audio_cnn", preset="tiny", output="oneclass").eval()
+    x = torch.randn(4, 32_000) * 0.1
+    with torch.inference_mode():
+        feats = model.backbone.forward_head(
+            model.backbone.forward_features(model.norm(model.frontend(x)))
+        )
+        cos = torch.nn.functional.cosine_similarity(feats, model.oneclass.direction[None], dim=1)
+        logits = model(x)
+    assert torch.allclose(logits, 20 * (0.55 - cos), atol=1e-5)
+    assert logits.abs().max() <= 20 * 1.55 + 1e-4  # bounded: a cosine, scaled
+    # Cross-entropy on the margin logits is the paper's loss for each class.
+    y = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        oneclass_margin(logits, y), y, reduction="none"
+    )
+    paper = torch.where(
+        y == 0,
+        torch.nn.functional.softplus(20 * (0.9 - cos)),
+        torch.nn.functional.softplus(20 * (cos - 0.2)),
+    )
+    assert torch.allclose(bce, paper, atol=1e-4)
+    card = {"architecture": "audio_cnn", "model_config": {"output": "oneclass"}}
+    card["model_config"] |= {"channels": [8, 16, 32, 64], "stem_width": 8, "dropout": 0.0}
+    card["model_config"] |= {"chunk_seconds": 2.0, "hop_seconds": 1.0}
+    save_model(model, card, tmp_path)
+    loaded, _ = load_model(tmp_path)
+    with torch.inference_mode():
+        assert torch.equal(model(x), loaded(x))
+
+
 def test_bad_voice_configs_name_the_valid_values() -> None:
     with pytest.raises(ValueError, match=r"global_pool.*'avgmax'"):
         create("audio_cnn", preset="tiny", global_pool="attention")
     with pytest.raises(ValueError, match=r"unknown front-end 'mfcc'"):
         create("audio_cnn", preset="tiny", frontend="lfcc+mfcc")
+    with pytest.raises(ValueError, match=r"output.*'oneclass'"):
+        create("audio_cnn", preset="tiny", output="softmax")
+    with pytest.raises(ValueError, match=r'needs head="clip"'):
+        create("audio_cnn", preset="tiny", output="oneclass", head="frames")
 
 
 def test_npr_residual_is_zero_on_nearest_upsampled_images() -> None:

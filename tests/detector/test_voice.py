@@ -60,6 +60,21 @@ def test_training_lowers_the_loss_and_writes_an_audio_card(tiny_voice_model: Pat
     assert (tiny_voice_model / "model.safetensors").stat().st_size < 10 * 2**20
 
 
+def test_a_one_class_model_trains_calibrates_and_scores(
+    tmp_path: Path, tiny_voice_corpus: Path
+) -> None:
+    from tests.detector.conftest import train_tiny_voice_model
+
+    out = train_tiny_voice_model(tiny_voice_corpus, tmp_path / "oc", output="oneclass")
+    card = json.loads((out / "card.json").read_text())
+    assert card["model_config"]["output"] == "oneclass"
+    assert card["history"][-1]["train_loss"] < card["history"][0]["train_loss"]
+    assert card["metrics"]["test"]["overall"]["auc"] >= 0.8
+    det = Detector.load(out)
+    r = det.score([encode_audio(speech_like(3, 3.0), 16_000, "wav")])[0]
+    assert 0.0 <= r.score <= 1.0 and r.segments
+
+
 def test_online_splices_are_made_from_lossless_real_clips_only(
     tmp_path: Path, tiny_voice_corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
