@@ -48,7 +48,10 @@ class AudioDetectorConfig:
     # trained with margins (real clips held to s > 0.9, synthetic ones to s < 0.2): real
     # speech is drawn into one tight cone and anything unlike it, in any direction of the
     # features, falls outside, where a linear head only learns the side the training
-    # generators lie on. Needs ``head="clip"``.
+    # generators lie on. Needs ``head="clip"``. Held out of training (8 epochs), LPC and
+    # espeak were caught at AUC 0.861 and 0.993 against 0.517 and 0.898 with a linear
+    # head, but Griffin-Lim and MelGAN less well; trained on all (30 epochs), validation
+    # AUC 0.974 against the shipped linear model's 0.983. Not the default (README).
     output: str = "linear"
     chunk_seconds: float = 4.0  # the network's input length
     hop_seconds: float = 2.0  # between chunks when scoring a clip: the timeline's step

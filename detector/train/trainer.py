@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from detector.config import from_dict, to_dict
 from detector.data.corpus import Item, read_items, select
-from detector.eval.calibration import Calibration, calibrate
+from detector.eval.calibration import Calibration, calibrate, fit_temperature
 from detector.eval.metrics import binary_metrics
 from detector.models import create, load_model, save_model
 from detector.models.checkpoint import model_config_dict
@@ -123,6 +123,11 @@ def train_detector(
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = max(1, epoch_size // cfg.batch_size)
+    # A one-class output's logits have a scale fixed by design (a scaled cosine), so a
+    # few confident mistakes swamp its raw validation loss while the ranking still
+    # improves (0.44 -> 0.50 at validation AUC 0.967 -> 0.969): epochs are judged by the
+    # loss of the logits tempered as calibration will temper them.
+    tempered = getattr(model.config, "output", "linear") == "oneclass"
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(
         opt, T_max=cfg.epochs * steps_per_epoch, eta_min=cfg.lr * 0.05
     )
@@ -195,7 +200,7 @@ def train_detector(
                 {"loss": float(np.mean(losses[-20:]))},
             )
         val_logits = task.logits(judged, val_px)
-        val_loss = _val_loss(val_logits, y_val, balanced=cfg.balance)
+        val_loss = _val_loss(val_logits, y_val, balanced=cfg.balance, tempered=tempered)
         val_auc = binary_metrics(y_val, val_logits, threshold=0.0)["auc"]
         history.append(
             {
@@ -330,7 +335,13 @@ def _epoch_order(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.concatenate([large, small, extra]))
 
 
-def _val_loss(logits: np.ndarray, y: np.ndarray, *, balanced: bool) -> float:
+def _val_loss(
+    logits: np.ndarray, y: np.ndarray, *, balanced: bool, tempered: bool = False
+) -> float:
+    """Validation cross-entropy (each class weighted alike when ``balanced``); with
+    ``tempered``, of the logits divided by the temperature that fits them best."""
+    if tempered:
+        logits = logits / fit_temperature(logits, y)
     losses = F.binary_cross_entropy_with_logits(
         torch.from_numpy(logits), torch.from_numpy(y).double(), reduction="none"
     ).numpy()

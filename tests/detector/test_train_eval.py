@@ -155,3 +155,17 @@ def test_untrained_decoders_make_image_fakes() -> None:
         assert random_decoded(img[:3, :5], np.random.default_rng(s)).shape == (2, 4, 3)
     with pytest.raises(ValueError, match="too small"):
         random_decoded(img[:1, :1], np.random.default_rng(0))
+
+
+def test_a_tempered_validation_loss_judges_the_ranking_not_the_scale() -> None:
+    from detector.train.trainer import _val_loss
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0.0, 1.0], 50)
+    z = rng.normal(size=100) + 2 * (y - 0.5)
+    raw = [_val_loss(z * k, y, balanced=True) for k in (1, 20)]
+    tempered = [_val_loss(z * k, y, balanced=True, tempered=True) for k in (1, 20)]
+    assert raw[1] > 3 * raw[0]  # the same ranking, overconfident: a much larger raw loss
+    assert tempered[0] == pytest.approx(tempered[1], rel=1e-3) and tempered[0] <= raw[0]
+    worse = _val_loss(rng.normal(size=100) * 20, y, balanced=True, tempered=True)
+    assert worse > tempered[0] + 0.1  # a worse ranking still loses
