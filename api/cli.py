@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from api import cli_corpus, cli_models, cli_retrain, cli_scan, cli_service
 from api._options import ModalityOpt, PresetOpt, parse_sets
@@ -76,6 +77,38 @@ def train_cmd(
         f"{cal['threshold']:.4f}, temperature {cal['temperature']:.3f}"
     )
     console.print(f"[bold green]model written to {out}[/]")
+
+
+@app.command("ensemble")
+@user_errors
+def ensemble_cmd(
+    model: Annotated[list[Path], typer.Option(help="A trained model folder; repeat, two or more.")],
+    corpus: Annotated[
+        list[Path], typer.Option(help="Corpus whose validation split calibrates; repeatable.")
+    ],
+    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    weight: Annotated[
+        list[float], typer.Option(help="Weight of each model, in order (default: equal).")
+    ] = [],  # noqa: B006
+) -> None:
+    """Combine trained image or voice models into one: their calibrated logits averaged,
+    the whole calibrated on validation and tested, each member's metrics beside it."""
+    from detector.train.ensemble import build_ensemble
+
+    with stage_bars() as bars:
+        result = build_ensemble(model, corpus, out, weights=weight or None, on_progress=bars.update)
+    card = result.card
+    table = Table("model", "val AUC", "val EER", "test AUC", "test EER")
+    rows = [(m["name"], m["val"], m["test"].get("overall", {})) for m in card["members"]]
+    rows.append(("ensemble", card["metrics"]["val"], card["metrics"]["test"].get("overall", {})))
+    for name, val, test in rows:
+        table.add_row(name, *(_fmt(d.get(k)) for d in (val, test) for k in ("auc", "eer")))
+    console.print(table)
+    console.print(f"[bold green]ensemble written to {out}[/]")
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
 
 
 @app.command("evaluate")

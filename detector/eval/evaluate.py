@@ -178,6 +178,39 @@ def own_training(card: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (card.get("train_config") or {}).items() if k != "exclude_families"}
 
 
+def progress_for(progress: ProgressFn, prefix: str) -> ProgressFn:
+    return lambda s, d, t, m: progress(f"{prefix}: {s}", d, t, m)
+
+
+def _ensemble_without(card, fam, corpora, run_dir, preset, overrides, progress) -> None:
+    """An ensemble of the same design without ``fam``: each member's design trained
+    without it (in ``run_dir/members/K``, resumable as any training), then combined and
+    calibrated on the validation split without it."""
+    from detector.train.ensemble import build_ensemble
+    from detector.train.trainer import train_detector
+
+    members = card["model_config"]["members"]
+    folders = []
+    for k, member in enumerate(members):
+        folder = run_dir / "members" / str(k)
+        train_detector(
+            corpora,
+            folder,
+            modality=card["modality"],
+            preset=preset,
+            model_overrides=member["model_config"],
+            train_overrides={
+                **own_training({"train_config": member["train_config"]}),
+                **overrides,
+                "exclude_families": [fam],
+            },
+            on_progress=progress_for(progress, f"member {k}"),
+        )
+        folders.append(folder)
+    build_ensemble(folders, corpora, run_dir, weights=[m["weight"] for m in members],
+                   exclude_families=[fam], on_progress=progress)  # fmt: skip
+
+
 def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress) -> dict[str, Any]:
     from detector.train.trainer import train_detector
 
@@ -187,16 +220,19 @@ def _leave_one_out(det, corpora, test, test_px, out, preset, overrides, progress
     held_out_eer: dict[str, float | None] = {}
     for k, fam in enumerate(families):
         run_dir = out / "leave_one_out" / fam
-        train_overrides = {**own_training(det.card), **overrides, "exclude_families": [fam]}
-        train_detector(
-            corpora,
-            run_dir,
-            modality=det.modality,
-            preset=preset,
-            model_overrides=det.card.get("model_config"),  # the evaluated model's own design
-            train_overrides=train_overrides,
-            on_progress=lambda s, d, t, m, fam=fam: progress(f"LOO {fam}: {s}", d, t, m),
-        )
+        step = progress_for(progress, f"LOO {fam}")
+        if det.card.get("architecture") == "ensemble":
+            _ensemble_without(det.card, fam, corpora, run_dir, preset, overrides, step)
+        else:
+            train_detector(
+                corpora,
+                run_dir,
+                modality=det.modality,
+                preset=preset,
+                model_overrides=det.card.get("model_config"),  # the evaluated model's design
+                train_overrides={**own_training(det.card), **overrides, "exclude_families": [fam]},
+                on_progress=step,
+            )
         loo_det = Detector.load(run_dir)
         per_family = family_metrics(loo_det, test, test_px)
         matrix[fam] = {f: m["auc"] for f, m in per_family.items()}

@@ -24,6 +24,7 @@ from detector.media import ImageLimits, MediaError, decode_image
 from detector.media.files import read_limited
 from detector.models import load_model
 from detector.models.checkpoint import read_card
+from detector.models.ensemble import scoring_configs
 
 ImageInput = str | Path | bytes | np.ndarray
 
@@ -68,8 +69,9 @@ class Detector:
         # crops/s for the shipped model, 2 threads).
         self.model = model.eval().to(memory_format=torch.channels_last)
         self._common(card, name=name, version=version)
-        self.input_size: int = card["model_config"]["input_size"]
-        self.max_crops: int = card["train_config"]["max_crops"]
+        model_cfg, train_cfg = scoring_configs(card)
+        self.input_size: int = model_cfg["input_size"]
+        self.max_crops: int = train_cfg["max_crops"]
         self.limits = ImageLimits()
 
     def _common(self, card: dict[str, Any], *, name: str, version: str) -> None:

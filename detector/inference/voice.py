@@ -21,6 +21,7 @@ from detector.media.audio import (
     prepare_speech,
 )
 from detector.media.errors import MediaError
+from detector.models.ensemble import scoring_configs
 
 AudioInput = str | Path | bytes | np.ndarray
 
@@ -35,7 +36,7 @@ class VoiceDetector(Detector):
     ) -> None:
         self.model = model.eval()
         self._common(card, name=name, version=version)
-        cfg = card["model_config"]
+        cfg = scoring_configs(card)[0]
         rate = cfg["frontend_config"]["sample_rate"]
         self.chunk = round(cfg["chunk_seconds"] * rate)
         self.hop = round(cfg["hop_seconds"] * rate)

@@ -27,6 +27,15 @@ def audio_cnn(*, preset: str = "default", **overrides: Any) -> nn.Module:
     return AudioDetector(AudioDetectorConfig.preset(preset, **overrides))
 
 
+@DETECTORS.register("ensemble", modality="any")
+def ensemble(*, preset: str = "default", **values: Any) -> nn.Module:
+    """Trained detectors of one modality, their calibrated logits averaged (built from
+    model folders by ``synthguard ensemble``, never trained as one)."""
+    from detector.models.ensemble import EnsembleModel, ensemble_config
+
+    return EnsembleModel(ensemble_config(**values))
+
+
 def create(name: str, /, preset: str = "default", **overrides: Any) -> nn.Module:
     check_preset(preset)
     return DETECTORS.create(name, preset=preset, **overrides)

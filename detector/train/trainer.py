@@ -282,6 +282,11 @@ def _initial_model(
 
     model, card = load_model(folder)
     modality = card.get("modality", "image")
+    if card.get("architecture") == "ensemble":
+        raise ValueError(
+            f"cannot fine-tune {folder}: it is an ensemble; fine-tune its members and "
+            "combine them again (synthguard ensemble)"
+        )
     if modality != task_cls.modality or card.get("architecture") != task_cls.architecture:
         raise ValueError(
             f"cannot fine-tune the {task_cls.modality} detector from {folder}: that model "
