@@ -106,6 +106,12 @@ def retrain(
             f"no {modality} model is active, configured or shipped: train one "
             "(`synthguard train`), add it to the store and promote it first"
         )
+    if not scratch and active.card.get("architecture") == "ensemble":
+        raise ValueError(
+            f"the active {modality} model ({active.name} {active.version}) is an ensemble, "
+            "which cannot be fine-tuned: retrain with --scratch, or fine-tune its members "
+            "and combine them again (synthguard ensemble)"
+        )
     target, corpora = _corpora(active.card, corpus, modality)
     meta = _corpus_meta(target, modality)
     recorded_real = meta["config"].get("real")

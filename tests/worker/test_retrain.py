@@ -285,6 +285,12 @@ def test_clear_errors(tmp_path, base) -> None:
     (handmade / "corpus.json").write_text('{"note": "not built by corpus build"}')
     with pytest.raises(ValueError, match="not built by `synthguard corpus build`"):
         retrain(lost, add_generators=[NEW], corpus=handmade)
+    # An ensemble cannot be fine-tuned: said before the corpus grows.
+    from detector.train.ensemble import build_ensemble
+
+    build_ensemble([base["model"], base["model"]], [base["corpus"]], tmp_path / "ens")
+    with pytest.raises(ValueError, match="is an ensemble, which cannot be fine-tuned"):
+        retrain(Settings(data_dir=tmp_path, image_model=tmp_path / "ens"), add_generators=[NEW])
     assert not (tmp_path / "runs").exists()  # refused before any work
     # The CLI says it in one line, with exit status 2.
     result = CliRunner().invoke(
