@@ -18,8 +18,9 @@ from detector.models import (
 
 
 def test_every_detector_is_registered_with_its_modality() -> None:
-    assert names() == ["audio_cnn", "image_cnn"]
+    assert names() == ["audio_cnn", "ensemble", "image_cnn"]
     assert DETECTORS.meta("audio_cnn")["modality"] == "audio"
+    assert DETECTORS.meta("ensemble")["modality"] == "any"  # its members' (the card says)
 
 
 @pytest.mark.parametrize("residual", RESIDUAL_KINDS)
