@@ -70,7 +70,7 @@ def calibrate(logits: np.ndarray, labels: np.ndarray, *, max_error: float = 0.01
     if not ((y == 0).any() and (y == 1).any()):
         raise ValueError("calibration needs validation items of both classes")
     t = fit_temperature(logits, y)
-    p = 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64) / t))
+    p = expit(np.asarray(logits, dtype=np.float64) / t)
     real, synth = np.sort(p[y == 0]), np.sort(p[y == 1])
     threshold = _eer_threshold(y, p)
     # Smallest probability that at most max_error of real items reach or exceed.
