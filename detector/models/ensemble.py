@@ -140,6 +140,13 @@ def ensemble_config(**values: Any) -> EnsembleConfig:
     return from_dict(EnsembleConfig, values)
 
 
+def refuse_ensemble(card: dict[str, Any], folder: Any, why: str) -> None:
+    """Raise ``ValueError`` when ``card`` is an ensemble's: what the caller does needs
+    one network trained as one."""
+    if card.get("architecture") == "ensemble":
+        raise ValueError(f"{folder} is an ensemble: {why}")
+
+
 def scoring_configs(card: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The model and training configs that say how a card's network cuts its input
     (crop size, crops per image, chunk length, sample rate): its own, or for an

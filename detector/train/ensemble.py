@@ -11,17 +11,14 @@ data it was chosen on.
 
 from __future__ import annotations
 
-import platform
 import time
-from collections import Counter
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import timm
-import torch
 
 from detector.config import to_dict
 from detector.data.corpus import Item, read_items, select
@@ -29,10 +26,21 @@ from detector.eval.calibration import Calibration, calibrate
 from detector.eval.metrics import binary_metrics
 from detector.identity import model_identity
 from detector.models import load_model, save_model
-from detector.models.ensemble import EnsembleConfig, EnsembleMember, EnsembleModel
+from detector.models.ensemble import (
+    EnsembleConfig,
+    EnsembleMember,
+    EnsembleModel,
+    refuse_ensemble,
+)
 from detector.train.config import train_config
 from detector.train.tasks import TASKS
-from detector.train.trainer import ProgressFn, TrainResult, evaluate_items
+from detector.train.trainer import (
+    ProgressFn,
+    TrainResult,
+    evaluate_items,
+    generator_counts,
+    library_versions,
+)
 
 
 def build_ensemble(
@@ -54,12 +62,8 @@ def build_ensemble(
     nets, members, cards = [], [], []
     for k, folder in enumerate(models):
         net, card = load_model(folder)
+        refuse_ensemble(card, folder, "give its members (the models it was built from)")
         modality = card.get("modality", "image")
-        if card.get("architecture") == "ensemble":
-            raise ValueError(
-                f"{folder} is an ensemble already: give its members (the models it was "
-                "built from) instead"
-            )
         if modality not in TASKS:
             raise ValueError(f"{folder} judges {modality}: ensembles are of image or voice models")
         ident = model_identity(folder, modality=modality)
@@ -141,9 +145,6 @@ def _card(
     cards: list[dict[str, Any]],
     seconds: float,
 ) -> dict[str, Any]:
-    def counts(items: Sequence[Item]) -> dict[str, int]:
-        return dict(sorted(Counter(it.generator for it in items).items()))
-
     member_cards = [c["card"] for c in cards]
     return {
         "modality": config.modality,
@@ -154,14 +155,8 @@ def _card(
         "corpora": [str(Path(c).resolve()) for c in corpora],
         "generators": sorted({g for c in member_cards for g in c.get("generators", [])}),
         "families": sorted({f for c in member_cards for f in c.get("families", [])}),
-        "split_sizes": {"val": counts(val_items), "test": counts(test_items)},
-        "calibration": {
-            "temperature": cal.temperature,
-            "threshold": cal.threshold,
-            "uncertain_low": cal.uncertain_low,
-            "uncertain_high": cal.uncertain_high,
-            "val_eer": cal.val_eer,
-        },
+        "split_sizes": {"val": generator_counts(val_items), "test": generator_counts(test_items)},
+        "calibration": asdict(cal),
         "metrics": {
             "val": binary_metrics(y_val, cal.probability(val_logits), threshold=cal.threshold),
             "test": test_metrics,
@@ -170,9 +165,5 @@ def _card(
         "training_seconds": round(sum(c.get("training_seconds", 0.0) for c in member_cards), 1),
         "build_seconds": round(seconds, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {
-            "torch": torch.__version__,
-            "timm": timm.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": library_versions(),
     }

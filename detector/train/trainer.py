@@ -10,7 +10,7 @@ import platform
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from detector.eval.calibration import Calibration, calibrate, fit_temperature
 from detector.eval.metrics import binary_metrics
 from detector.models import create, load_model, save_model
 from detector.models.checkpoint import model_config_dict
+from detector.models.ensemble import refuse_ensemble
 from detector.train.config import train_config
 from detector.train.tasks import TASKS, Task
 
@@ -281,12 +282,8 @@ def _initial_model(
     from detector.identity import model_identity
 
     model, card = load_model(folder)
+    refuse_ensemble(card, folder, "fine-tune its members and combine them again")
     modality = card.get("modality", "image")
-    if card.get("architecture") == "ensemble":
-        raise ValueError(
-            f"cannot fine-tune {folder}: it is an ensemble; fine-tune its members and "
-            "combine them again (synthguard ensemble)"
-        )
     if modality != task_cls.modality or card.get("architecture") != task_cls.architecture:
         raise ValueError(
             f"cannot fine-tune the {task_cls.modality} detector from {folder}: that model "
@@ -378,6 +375,19 @@ def evaluate_items(
     return result
 
 
+def generator_counts(items: Sequence[Item]) -> dict[str, int]:
+    """Items per generator ("real" for the real ones), as a card records split sizes."""
+    return dict(sorted(Counter(it.generator for it in items).items()))
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "python": platform.python_version(),
+    }
+
+
 def _card(
     task,
     model,
@@ -392,9 +402,6 @@ def _card(
     history,
     seconds,
 ) -> dict[str, Any]:
-    def counts(items: Sequence[Item]) -> dict[str, int]:
-        return dict(sorted(Counter(it.generator for it in items).items()))
-
     return {
         "modality": task.modality,
         "architecture": task.architecture,
@@ -404,24 +411,14 @@ def _card(
         "generators": sorted({it.generator for it in train_items if it.label == 1}),
         "families": sorted({it.family for it in train_items if it.label == 1}),
         "split_sizes": {
-            "train": counts(train_items),
-            "val": counts(val_items),
-            "test": counts(test_items),
+            "train": generator_counts(train_items),
+            "val": generator_counts(val_items),
+            "test": generator_counts(test_items),
         },
-        "calibration": {
-            "temperature": cal.temperature,
-            "threshold": cal.threshold,
-            "uncertain_low": cal.uncertain_low,
-            "uncertain_high": cal.uncertain_high,
-            "val_eer": cal.val_eer,
-        },
+        "calibration": asdict(cal),
         "metrics": {"val": val_metrics, "test": test_metrics},
         "history": history,
         "training_seconds": round(seconds, 1),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "versions": {
-            "torch": torch.__version__,
-            "timm": timm.__version__,
-            "python": platform.python_version(),
-        },
+        "versions": library_versions(),
     }

@@ -118,7 +118,7 @@ def test_models_that_cannot_be_combined_get_a_clear_error(
         build_ensemble([tiny_voice_model, longer], [tiny_voice_corpus], tmp_path / "d")
     ens = tmp_path / "e"
     build_ensemble([tiny_voice_model, oneclass_voice_model], [tiny_voice_corpus], ens)
-    with pytest.raises(ValueError, match="ensemble already"):
+    with pytest.raises(ValueError, match="is an ensemble: give its members"):
         build_ensemble([ens, tiny_voice_model], [tiny_voice_corpus], tmp_path / "f")
     with pytest.raises(ValueError, match="fine-tune its members"):
         train_detector([tiny_voice_corpus], tmp_path / "g", modality="audio", init_from=ens)
