@@ -179,7 +179,12 @@ class AudioDetector(nn.Module):
         """``(B, T)`` -> the ``(B,)`` chunk logits and, with a frame head, the ``(B, T')``
         frame logits: the last feature map averaged over frequency, one linear map per
         time step."""
-        maps = self.backbone.forward_features(self.norm(self.frontend(x)))  # (B, C, F', T')
+        return self.outputs_from(self.frontend(x))
+
+    def outputs_from(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``outputs`` from the front-end's features of the chunks (an ensemble whose
+        members share a front-end computes them once)."""
+        maps = self.backbone.forward_features(self.norm(spec))  # (B, C, F', T')
         if self.config.output == "oneclass":
             return self.oneclass(self.backbone.forward_head(maps)), None
         if self.config.head == "clip":

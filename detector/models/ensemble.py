@@ -127,11 +127,24 @@ class EnsembleModel(nn.Module):
         )
         total = sum(m.weight for m in config.members)
         self.factors = [m.scale * m.weight / total for m in config.members]
+        # Voice members with one front-end (they have no weights: the same name and config
+        # compute the same features) share its output: it is about half a forward pass.
+        self.shared_frontend = config.modality == "audio" and all(
+            (m.model_config.get("frontend"), m.model_config.get("frontend_config"))
+            == (config.members[0].model_config.get("frontend"),
+                config.members[0].model_config.get("frontend_config"))
+            for m in config.members
+        )  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.factors[0] * self.members[0](x)
-        for f, member in zip(self.factors[1:], self.members[1:], strict=True):
-            out = out + f * member(x)
+        if self.shared_frontend:
+            spec = self.members[0].frontend(x)
+            outs = [member.outputs_from(spec)[0] for member in self.members]
+        else:
+            outs = [member(x) for member in self.members]
+        out = self.factors[0] * outs[0]
+        for f, o in zip(self.factors[1:], outs[1:], strict=True):
+            out = out + f * o
         return out
 
 

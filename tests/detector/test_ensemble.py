@@ -61,11 +61,16 @@ def test_a_voice_ensemble_averages_calibrated_logits_and_calibrates_on_validatio
     m0, _ = load_model(tiny_voice_model)
     m1, _ = load_model(oneclass_voice_model)
     x = torch.from_numpy(np.stack([speech_like(k, 4.0) for k in range(3)]))
+    calls: list[int] = []
+    for member in ens.members:  # the members' front-end (no weights) runs once
+        member.frontend.register_forward_hook(lambda *_a: calls.append(1))
     with torch.inference_mode():
         want = 0.5 * (
             m0(x) / _temperature(tiny_voice_model) + m1(x) / _temperature(oneclass_voice_model)
         )
+        calls.clear()
         assert torch.allclose(ens(x), want, atol=1e-5)
+        assert len(calls) == 1
 
     # Calibrated on the validation split: its temperature is the one those logits fit.
     items = select(read_items([tiny_voice_corpus], modality="audio"), split="val")
