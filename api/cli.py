@@ -99,7 +99,10 @@ def ensemble_cmd(
         result = build_ensemble(model, corpus, out, weights=weight or None, on_progress=bars.update)
     card = result.card
     table = Table("model", "val AUC", "val EER", "test AUC", "test EER")
-    rows = [(m["name"], m["val"], m["test"].get("overall", {})) for m in card["members"]]
+    rows = [
+        (f"{m['path']} ({m['version']})", m["val"], m["test"].get("overall", {}))
+        for m in card["members"]
+    ]
     rows.append(("ensemble", card["metrics"]["val"], card["metrics"]["test"].get("overall", {})))
     for name, val, test in rows:
         table.add_row(name, *(_fmt(d.get(k)) for d in (val, test) for k in ("auc", "eer")))
