@@ -65,7 +65,8 @@ corpus-default: install
 	$(BIN)/synthguard corpus build --real starter --generators gan_tconv,ae_bilinear,ddpm \
 		--preset default --per-generator 700 --out corpora/starter-default
 
-# The image model shipped in detector/weights/image: corpus, training, evaluation.
+# The image model shipped in detector/weights/image: corpus, two trainings (with and
+# without online fakes) combined into an ensemble calibrated on validation, evaluation.
 # Every registered image generator: four up-sampling kinds in each of the GAN and the
 # autoencoder families, and the diffusion model.
 GAN_GENERATORS := gan_tconv,gan_nearest,gan_bilinear,gan_pixelshuffle
@@ -75,8 +76,10 @@ default-image-model: install
 	$(BIN)/synthguard corpus build --real starter --generators $(IMAGE_GENERATORS) \
 		--preset default --per-generator 250 --out corpora/image-default
 	$(BIN)/synthguard train --corpus corpora/image-default --out runs/image-default --preset default
-	mkdir -p detector/weights/image
-	cp runs/image-default/model.safetensors runs/image-default/card.json detector/weights/image/
+	$(BIN)/synthguard train --corpus corpora/image-default --out runs/image-p0 --preset default \
+		--train-set p_online_fake=0
+	$(BIN)/synthguard ensemble --model runs/image-default --model runs/image-p0 \
+		--corpus corpora/image-default --out detector/weights/image
 	$(BIN)/synthguard evaluate --model detector/weights/image --corpus corpora/image-default \
 		--out runs/image-default-report --robustness --leave-one-out \
 		--train-set epochs=30 --train-set patience=6
