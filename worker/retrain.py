@@ -106,12 +106,6 @@ def retrain(
             f"no {modality} model is active, configured or shipped: train one "
             "(`synthguard train`), add it to the store and promote it first"
         )
-    if not scratch and active.card.get("architecture") == "ensemble":
-        raise ValueError(
-            f"the active {modality} model ({active.name} {active.version}) is an ensemble, "
-            "which cannot be fine-tuned: retrain with --scratch, or fine-tune its members "
-            "and combine them again (synthguard ensemble)"
-        )
     target, corpora = _corpora(active.card, corpus, modality)
     meta = _corpus_meta(target, modality)
     recorded_real = meta["config"].get("real")
@@ -190,6 +184,19 @@ def retrain(
                 train_overrides=overrides,
                 voice_model=voice if (voice / "card.json").is_file() else "none",
                 init_from=None if scratch else active.folder,
+                on_progress=progress,
+            )
+        elif not scratch and active.card.get("architecture") == "ensemble":
+            from detector.train.ensemble import finetune_ensemble
+
+            # Each member fine-tuned from its weights, then combined again as it was.
+            result = finetune_ensemble(
+                active.folder,
+                corpora,
+                run / "model",
+                work_dir=run / "members",
+                preset=preset,
+                train_overrides=overrides,
                 on_progress=progress,
             )
         else:

@@ -36,6 +36,7 @@ class EnsembleMember:
     train_config: dict[str, Any]  # the member's training: a leave-one-out run repeats it
     scale: float  # 1 / the member's calibration temperature
     weight: float = 1.0
+    calibration: dict[str, float] | None = None  # the member's own, as its card had it
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from detector.data.corpus import Item, read_items, select
 from detector.eval.calibration import Calibration, calibrate
 from detector.eval.metrics import binary_metrics
 from detector.identity import model_identity
-from detector.models import load_model, save_model
+from detector.models import load_model, read_card, save_model
 from detector.models.ensemble import (
     EnsembleConfig,
     EnsembleMember,
@@ -75,6 +75,7 @@ def build_ensemble(
                 train_config=card.get("train_config") or {},
                 scale=1.0 / float(card["calibration"]["temperature"]),
                 weight=float(weights[k]) if weights is not None else 1.0,
+                calibration=card["calibration"],
             )
         )
         nets.append(net)
@@ -125,6 +126,74 @@ def build_ensemble(
                  test_metrics, parts, cards, time.perf_counter() - t0)  # fmt: skip
     save_model(model, card, out_dir)
     return TrainResult(out_dir=Path(out_dir), card=card, history=[])
+
+
+def unpack_ensemble(folder: str | Path, out_dir: str | Path) -> list[Path]:
+    """The members of the ensemble at ``folder`` as model folders of their own
+    (``out_dir/K``: the member's weights, design, training settings and calibration),
+    to fine-tune each."""
+    model, card = load_model(folder)
+    if card.get("architecture") != "ensemble":
+        raise ValueError(f"{folder} is not an ensemble")
+    folders = []
+    for k, (member, net) in enumerate(zip(model.config.members, model.members, strict=True)):
+        member_card = {
+            "modality": card["modality"],
+            "architecture": member.architecture,
+            "name": member.name,
+            "model_config": member.model_config,
+            "train_config": member.train_config,
+            "calibration": member.calibration,
+            "generators": card.get("generators", []),
+            "families": card.get("families", []),
+            "corpora": card.get("corpora", []),
+            "unpacked_from": str(Path(folder).resolve()),
+        }
+        folders.append(save_model(net, member_card, Path(out_dir) / str(k)))
+    return folders
+
+
+def finetune_ensemble(
+    folder: str | Path,
+    corpora: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    work_dir: str | Path,
+    preset: str = "default",
+    train_overrides: dict[str, Any] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Fine-tune every member of the ensemble at ``folder`` from its weights (its own
+    training settings, ``train_overrides`` on top) in ``work_dir/K``, then combine them
+    as they were combined, calibrated on the corpora's validation split, at ``out_dir``.
+    The result's history is the longest member's."""
+    from detector.eval.evaluate import own_training
+    from detector.train.trainer import train_detector
+
+    progress = on_progress or (lambda *_a: None)
+    card = read_card(folder)
+    starts = unpack_ensemble(folder, Path(work_dir) / "start")
+    trained = []
+    for k, (start, member) in enumerate(zip(starts, card["model_config"]["members"], strict=True)):
+        trained.append(
+            train_detector(
+                corpora,
+                Path(work_dir) / str(k),
+                modality=card["modality"],
+                preset=preset,
+                train_overrides={
+                    **own_training({"train_config": member["train_config"]}),
+                    **(train_overrides or {}),
+                },
+                init_from=start,
+                on_progress=lambda s, d, t, m, k=k: progress(f"member {k}: {s}", d, t, m),
+            )
+        )
+    result = build_ensemble([r.out_dir for r in trained], corpora, out_dir,
+                            weights=[m["weight"] for m in card["model_config"]["members"]],
+                            on_progress=progress)  # fmt: skip
+    result.history = max((r.history for r in trained), key=len)
+    return result
 
 
 def _scoring_train(member: EnsembleMember) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from detector.inference import Detector
 from detector.inference.voice import VoiceDetector
 from detector.media.audio import encode_audio
 from detector.models import load_model
-from detector.train.ensemble import build_ensemble
+from detector.train.ensemble import build_ensemble, finetune_ensemble, unpack_ensemble
 from detector.train.tasks import AudioTask
 from tests._audio import speech_like
 from tests._media import encode, photo_like
@@ -157,3 +157,41 @@ def test_leave_one_out_of_an_ensemble_holds_the_family_out_of_every_member(
             assert member["train_config"]["epochs"] == 1 and fam not in member["families"]
             outputs.append(member["model_config"]["output"])
         assert outputs == ["linear", "oneclass"]  # each member's own design
+
+
+def test_an_ensemble_is_fine_tuned_member_by_member(
+    tmp_path: Path, tiny_corpus: Path, tiny_model: Path
+) -> None:
+    from detector.data.corpus import load_pixels
+    from detector.train.image import train_image_detector
+
+    plain = tmp_path / "plain"
+    train_image_detector([tiny_corpus], plain, preset="tiny",
+                         train_overrides={"epochs": 1, "p_online_fake": 0.0})  # fmt: skip
+    ens = tmp_path / "ens"
+    build_ensemble([tiny_model, plain], [tiny_corpus], ens)
+    # Unpacked, each member is the model it was: same weights, design, calibration.
+    starts = unpack_ensemble(ens, tmp_path / "unpacked")
+    items = select(read_items([tiny_corpus]), split="test")[:20]
+    px = load_pixels(items)
+    for start, original in zip(starts, (tiny_model, plain), strict=True):
+        a, b = Detector.load(start), Detector.load(original)
+        assert a.calibration == b.calibration
+        assert np.allclose(a.logits(px), b.logits(px), atol=1e-5)
+    with pytest.raises(ValueError, match="not an ensemble"):
+        unpack_ensemble(plain, tmp_path / "no")
+
+    made = finetune_ensemble(ens, [tiny_corpus], tmp_path / "ft", work_dir=tmp_path / "work",
+                             preset="tiny", train_overrides={"epochs": 1})  # fmt: skip
+    assert made.card["architecture"] == "ensemble" and len(made.history) == 1
+    for k in (0, 1):
+        member = json.loads((tmp_path / "work" / str(k) / "card.json").read_text())
+        assert member["init_from"]["path"] == str((tmp_path / "work" / "start" / str(k)).resolve())
+        assert member["train_config"]["epochs"] == 1
+    # each member keeps its own training settings under the fine-tune's
+    kept = [json.loads((tmp_path / "work" / str(k) / "card.json").read_text()) for k in (0, 1)]
+    assert [m["train_config"]["p_online_fake"] for m in kept] == [
+        json.loads((tiny_model / "card.json").read_text())["train_config"]["p_online_fake"],
+        0.0,
+    ]
+    assert Detector.load(tmp_path / "ft").score([encode(photo_like(1), "png")])[0].error is None

@@ -285,12 +285,6 @@ def test_clear_errors(tmp_path, base) -> None:
     (handmade / "corpus.json").write_text('{"note": "not built by corpus build"}')
     with pytest.raises(ValueError, match="not built by `synthguard corpus build`"):
         retrain(lost, add_generators=[NEW], corpus=handmade)
-    # An ensemble cannot be fine-tuned: said before the corpus grows.
-    from detector.train.ensemble import build_ensemble
-
-    build_ensemble([base["model"], base["model"]], [base["corpus"]], tmp_path / "ens")
-    with pytest.raises(ValueError, match="is an ensemble, which cannot be fine-tuned"):
-        retrain(Settings(data_dir=tmp_path, image_model=tmp_path / "ens"), add_generators=[NEW])
     assert not (tmp_path / "runs").exists()  # refused before any work
     # The CLI says it in one line, with exit status 2.
     result = CliRunner().invoke(
@@ -335,3 +329,26 @@ def test_a_training_run_through_the_api(tmp_path, base, extended) -> None:
     assert [r["id"] for r in listed] == [run_id]
     row = model_store.get_model(settings, "image", "v1")
     assert row.status == "candidate"  # proposed, not promoted
+
+
+def test_an_ensemble_is_retrained_member_by_member(tmp_path, base) -> None:
+    from detector.train.ensemble import build_ensemble
+
+    corpus = tmp_path / "corpus"
+    shutil.copytree(base["corpus"], corpus)
+    ens = tmp_path / "ens"
+    build_ensemble([base["model"], base["model"]], [corpus], ens, weights=[2, 1])
+    settings = Settings(data_dir=tmp_path, image_model=ens)
+    run = tmp_path / "run"
+    retrain(settings, add_generators=[NEW], corpus=corpus, preset="tiny",
+            train_overrides={"epochs": 2}, out_dir=run)  # fmt: skip
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "done" and record["mode"] == "fine-tune"
+    assert record["training"]["epochs"] == 2
+    card = json.loads((run / "model" / "card.json").read_text())
+    assert card["architecture"] == "ensemble" and NEW in card["generators"]
+    assert [m["weight"] for m in card["model_config"]["members"]] == [2.0, 1.0]
+    for k in (0, 1):  # each member fine-tuned from its own weights
+        member = json.loads((run / "members" / str(k) / "card.json").read_text())
+        assert member["init_from"]["path"] == str((run / "members" / "start" / str(k)).resolve())
+    assert record["gate"]["table"]  # and judged against the ensemble it came from
