@@ -186,7 +186,7 @@ def _ensemble_without(card, fam, corpora, run_dir, preset, overrides, progress) 
     """An ensemble of the same design without ``fam``: each member's design trained
     without it (in ``run_dir/members/K``, resumable as any training), then combined and
     calibrated on the validation split without it."""
-    from detector.train.ensemble import build_ensemble
+    from detector.train.ensemble import build_ensemble, member_training
     from detector.train.trainer import train_detector
 
     members = card["model_config"]["members"]
@@ -199,11 +199,7 @@ def _ensemble_without(card, fam, corpora, run_dir, preset, overrides, progress) 
             modality=card["modality"],
             preset=preset,
             model_overrides=member["model_config"],
-            train_overrides={
-                **own_training({"train_config": member["train_config"]}),
-                **overrides,
-                "exclude_families": [fam],
-            },
+            train_overrides=member_training(member, {**overrides, "exclude_families": [fam]}),
             on_progress=progress_for(progress, f"member {k}"),
         )
         folders.append(folder)

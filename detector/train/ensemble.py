@@ -167,7 +167,6 @@ def finetune_ensemble(
     training settings, ``train_overrides`` on top) in ``work_dir/K``, then combine them
     as they were combined, calibrated on the corpora's validation split, at ``out_dir``.
     The result's history is the longest member's."""
-    from detector.eval.evaluate import own_training
     from detector.train.trainer import train_detector
 
     progress = on_progress or (lambda *_a: None)
@@ -181,10 +180,7 @@ def finetune_ensemble(
                 Path(work_dir) / str(k),
                 modality=card["modality"],
                 preset=preset,
-                train_overrides={
-                    **own_training({"train_config": member["train_config"]}),
-                    **(train_overrides or {}),
-                },
+                train_overrides=member_training(member, train_overrides),
                 init_from=start,
                 on_progress=lambda s, d, t, m, k=k: progress(f"member {k}: {s}", d, t, m),
             )
@@ -194,6 +190,14 @@ def finetune_ensemble(
                             on_progress=progress)  # fmt: skip
     result.history = max((r.history for r in trained), key=len)
     return result
+
+
+def member_training(member: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """A member's own training settings (from the ensemble's card), ``overrides`` on top:
+    how a leave-one-out run or a fine-tune trains that member's design."""
+    from detector.eval.evaluate import own_training
+
+    return {**own_training({"train_config": member["train_config"]}), **(overrides or {})}
 
 
 def _scoring_train(member: EnsembleMember) -> dict[str, Any]:
